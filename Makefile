@@ -1,0 +1,52 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_CHECKOV := .venv-checkov
+PY_STAMP := $(VENV)/.installed
+CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: all deps demo test lint typecheck unit infra-check clean
+
+all: test
+
+deps: $(PY_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# checkov pins an old pycep-parser, so it lives in a virtual environment of its own.
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV_CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(PY_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(PY) -m mypy
+
+infra-check: $(CHECKOV_STAMP)
+	$(VENV_CHECKOV)/bin/checkov --directory infra --framework bicep --skip-download --compact --quiet
+
+# Every test and check: lint, types, Bicep policy, then pytest (unit, integration against Azurite
+# and the Language emulator that the test session starts and stops itself, infra consistency, chaos).
+test: deps lint typecheck infra-check
+	$(PY) -m pytest
+
+demo: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m local.demo
+
+clean:
+	rm -rf $(VENV) $(VENV_CHECKOV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo

@@ -1,0 +1,282 @@
+"""App settings: read from the environment once, validated once, immutable afterwards.
+
+Every setting the app reads is declared in ``SETTINGS`` (name, default); nothing else in the code
+reads the environment for configuration. A missing or malformed value raises ``SettingsError``
+whose message is one line naming the setting and what to do about it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+__all__ = [
+    "SETTINGS",
+    "STORAGE_SETTING",
+    "STORAGE_IDENTITY_SUFFIXES",
+    "SettingSpec",
+    "Settings",
+    "SettingsError",
+    "StorageSettings",
+    "is_loopback_host",
+    "load_settings",
+]
+
+#: ``AzureWebJobsStorage`` is either a connection string or, identity-based, a family of
+#: ``AzureWebJobsStorage__<suffix>`` settings (the host's own convention).
+STORAGE_SETTING: Final = "AzureWebJobsStorage"
+STORAGE_IDENTITY_SUFFIXES: Final = (
+    "blobServiceUri",
+    "queueServiceUri",
+    "accountName",
+    "credential",
+    "clientId",
+)
+
+_MAX_QUEUE_VISIBILITY_SECONDS: Final = 7 * 24 * 3600  # the storage queue's hard limit
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One app setting: its name and default (``None``: required or optional without default)."""
+
+    name: str
+    default: str | None
+    required: bool = False
+
+
+SETTINGS: Final[tuple[SettingSpec, ...]] = (
+    SettingSpec("LANGUAGE_ENDPOINT", None, required=True),
+    SettingSpec("LANGUAGE_API_KEY", None),
+    SettingSpec("LANGUAGE_API_VERSION", "2024-11-01"),
+    SettingSpec(STORAGE_SETTING, None, required=True),
+    SettingSpec("ARCHIVE_CONTAINER", "entity-archive"),
+    SettingSpec("JOBS_QUEUE", "language-jobs"),
+    SettingSpec("POLL_INITIAL_DELAY_SECONDS", "5"),
+    SettingSpec("POLL_MAX_DELAY_SECONDS", "300"),
+    SettingSpec("SWEEP_SCHEDULE", "0 */5 * * * *"),
+    SettingSpec("SWEEP_GRACE_SECONDS", "300"),
+)
+_DEFAULTS: Final = {spec.name: spec.default for spec in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Where storage is and how to authenticate: a connection string, or service URIs + identity."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    credential: str | None = None
+    client_id: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.connection_string is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The validated configuration of the app (see DESIGN.md, "App settings")."""
+
+    language_endpoint: str
+    language_api_key: str | None = field(default=None, repr=False)
+    language_api_version: str = "2024-11-01"
+    storage: StorageSettings
+    archive_container: str = "entity-archive"
+    jobs_queue: str = "language-jobs"
+    poll_initial_delay_seconds: float = 5.0
+    poll_max_delay_seconds: float = 300.0
+    sweep_schedule: str = "0 */5 * * * *"
+    sweep_grace_seconds: float = 300.0
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.jobs_queue}-poison"
+
+    @property
+    def ledger_container(self) -> str:
+        """The job ledger lives beside the archive, never inside it."""
+        return f"{self.archive_container}-ledger"
+
+    @property
+    def endpoint_origin(self) -> tuple[str, str]:
+        """(scheme, netloc) that every Language URL must match before a credential is sent."""
+        parts = urlsplit(self.language_endpoint)
+        return parts.scheme, parts.netloc.lower()
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read and validate every setting; raise ``SettingsError`` on the first bad one."""
+
+    def get(name: str) -> str | None:
+        value = environ.get(name)
+        if value is None or not value.strip():
+            return _DEFAULTS.get(name)
+        return value.strip()
+
+    jobs_queue = _queue_name("JOBS_QUEUE", get("JOBS_QUEUE"))
+    initial = _seconds("POLL_INITIAL_DELAY_SECONDS", get("POLL_INITIAL_DELAY_SECONDS"), minimum=0.001)
+    maximum = _seconds("POLL_MAX_DELAY_SECONDS", get("POLL_MAX_DELAY_SECONDS"), minimum=0.001)
+    if maximum < initial:
+        raise SettingsError(
+            f"POLL_MAX_DELAY_SECONDS ({maximum:g}) is below POLL_INITIAL_DELAY_SECONDS ({initial:g}): "
+            "set the cap at least as large as the first delay"
+        )
+    if maximum > _MAX_QUEUE_VISIBILITY_SECONDS:
+        raise SettingsError(
+            f"POLL_MAX_DELAY_SECONDS ({maximum:g}) exceeds the storage queue's 7-day visibility limit "
+            f"({_MAX_QUEUE_VISIBILITY_SECONDS}): set it lower"
+        )
+    return Settings(
+        language_endpoint=_endpoint(get("LANGUAGE_ENDPOINT")),
+        language_api_key=get("LANGUAGE_API_KEY"),
+        language_api_version=_api_version(get("LANGUAGE_API_VERSION")),
+        storage=_storage(environ),
+        archive_container=_container_name("ARCHIVE_CONTAINER", get("ARCHIVE_CONTAINER")),
+        jobs_queue=jobs_queue,
+        poll_initial_delay_seconds=initial,
+        poll_max_delay_seconds=maximum,
+        sweep_schedule=_ncrontab("SWEEP_SCHEDULE", get("SWEEP_SCHEDULE")),
+        sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS"), minimum=0.0),
+    )
+
+
+def _endpoint(value: str | None) -> str:
+    hint = "set it to https://<resource>.cognitiveservices.azure.com"
+    if value is None:
+        raise SettingsError(f"LANGUAGE_ENDPOINT is missing: {hint}")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise SettingsError(f"LANGUAGE_ENDPOINT is not a valid URL: {hint}") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise SettingsError(f"LANGUAGE_ENDPOINT is not an http(s) URL: {hint}")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise SettingsError(
+            "LANGUAGE_ENDPOINT uses plain http for a non-loopback host; the key would travel in clear: "
+            "use https"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path.strip("/"):
+        raise SettingsError(
+            f"LANGUAGE_ENDPOINT must be the resource's base URL without path, query or credentials: {hint}"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+def _api_version(value: str | None) -> str:
+    assert value is not None  # has a default
+    if not _API_VERSION.match(value):
+        raise SettingsError(
+            f"LANGUAGE_API_VERSION {value!r} is not an api-version: use a date such as 2024-11-01 "
+            "(optionally with -preview)"
+        )
+    return value
+
+
+_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def _container_name(name: str, value: str | None) -> str:
+    assert value is not None
+    # The ledger container appends "-ledger", so leave room for it.
+    if not _CONTAINER.match(value) or len(value) > 63 - len("-ledger"):
+        raise SettingsError(
+            f"{name} {value!r} is not a valid container name: use 3-56 lowercase letters, digits and "
+            "single hyphens"
+        )
+    return value
+
+
+def _queue_name(name: str, value: str | None) -> str:
+    assert value is not None
+    # The poison queue appends "-poison", so leave room for it.
+    if not _CONTAINER.match(value) or len(value) > 63 - len("-poison"):
+        raise SettingsError(
+            f"{name} {value!r} is not a valid queue name: use 3-56 lowercase letters, digits and "
+            "single hyphens"
+        )
+    return value
+
+
+def _seconds(name: str, value: str | None, *, minimum: float) -> float:
+    assert value is not None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} {value!r} is not a number of seconds: use e.g. 5 or 2.5") from None
+    if not seconds >= minimum or seconds == float("inf"):
+        raise SettingsError(f"{name} {value!r} is out of range: use a finite number >= {minimum:g}")
+    return seconds
+
+
+def _ncrontab(name: str, value: str | None) -> str:
+    assert value is not None
+    if len(value.split()) != 6:
+        raise SettingsError(
+            f"{name} {value!r} is not an NCRONTAB expression: use six fields "
+            "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 */5 * * * *'"
+        )
+    return value
+
+
+def _storage(environ: Mapping[str, str]) -> StorageSettings:
+    connection = (environ.get(STORAGE_SETTING) or "").strip()
+    if connection:
+        if connection != "UseDevelopmentStorage=true" and "=" not in connection:
+            raise SettingsError(
+                f"{STORAGE_SETTING} is not a storage connection string: use "
+                "'DefaultEndpointsProtocol=https;AccountName=...' or UseDevelopmentStorage=true"
+            )
+        return StorageSettings(connection_string=connection)
+
+    def part(suffix: str) -> str | None:
+        value = (environ.get(f"{STORAGE_SETTING}__{suffix}") or "").strip()
+        return value or None
+
+    blob, queue, account = part("blobServiceUri"), part("queueServiceUri"), part("accountName")
+    if account and not (blob and queue):
+        blob = blob or f"https://{account}.blob.core.windows.net"
+        queue = queue or f"https://{account}.queue.core.windows.net"
+    if not (blob and queue):
+        raise SettingsError(
+            f"{STORAGE_SETTING} is missing: set a connection string, or "
+            f"{STORAGE_SETTING}__blobServiceUri and {STORAGE_SETTING}__queueServiceUri for a managed identity"
+        )
+    for suffix, uri in (("blobServiceUri", blob), ("queueServiceUri", queue)):
+        parts = urlsplit(uri)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+            raise SettingsError(f"{STORAGE_SETTING}__{suffix} must be an https URL, got {uri!r}")
+    credential = part("credential")
+    if credential is not None and credential.lower() != "managedidentity":
+        raise SettingsError(
+            f"{STORAGE_SETTING}__credential {credential!r} is not supported: use managedidentity or leave it unset"
+        )
+    return StorageSettings(
+        blob_service_uri=blob.rstrip("/"),
+        queue_service_uri=queue.rstrip("/"),
+        credential=credential,
+        client_id=part("clientId"),
+    )
