@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "SETTINGS",
-    "STORAGE_SETTING",
     "STORAGE_IDENTITY_SUFFIXES",
+    "STORAGE_SETTING",
     "SettingSpec",
     "Settings",
     "SettingsError",
@@ -176,7 +176,7 @@ def _endpoint(value: str | None) -> str:
             "LANGUAGE_ENDPOINT uses plain http for a non-loopback host; the key would travel in clear: "
             "use https"
         )
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path.strip("/"):
+    if "@" in parts.netloc or parts.query or parts.fragment or parts.path.strip("/"):
         raise SettingsError(
             f"LANGUAGE_ENDPOINT must be the resource's base URL without path, query or credentials: {hint}"
         )
@@ -232,9 +232,16 @@ def _seconds(name: str, value: str | None, *, minimum: float) -> float:
     return seconds
 
 
+# Per field: digits and * , - / ; month and day-of-week also take English names (JAN, MON, ...).
+_NCRONTAB_NUMERIC: Final = re.compile(r"[0-9*,/-]+")
+_NCRONTAB_NAMED: Final = re.compile(r"[0-9A-Za-z*,/-]+")
+_NCRONTAB_FIELDS: Final = (_NCRONTAB_NUMERIC,) * 4 + (_NCRONTAB_NAMED,) * 2
+
+
 def _ncrontab(name: str, value: str | None) -> str:
     assert value is not None
-    if len(value.split()) != 6:
+    fields = value.split()
+    if len(fields) != 6 or not all(p.fullmatch(f) for p, f in zip(_NCRONTAB_FIELDS, fields, strict=True)):
         raise SettingsError(
             f"{name} {value!r} is not an NCRONTAB expression: use six fields "
             "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 */5 * * * *'"
@@ -267,12 +274,15 @@ def _storage(environ: Mapping[str, str]) -> StorageSettings:
         )
     for suffix, uri in (("blobServiceUri", blob), ("queueServiceUri", queue)):
         parts = urlsplit(uri)
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
+        if parts.scheme != "https" and not (
+            parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+        ):
             raise SettingsError(f"{STORAGE_SETTING}__{suffix} must be an https URL, got {uri!r}")
     credential = part("credential")
     if credential is not None and credential.lower() != "managedidentity":
         raise SettingsError(
-            f"{STORAGE_SETTING}__credential {credential!r} is not supported: use managedidentity or leave it unset"
+            f"{STORAGE_SETTING}__credential {credential!r} is not supported: "
+            "use managedidentity or leave it unset"
         )
     return StorageSettings(
         blob_service_uri=blob.rstrip("/"),

@@ -1,0 +1,177 @@
+"""The archive: one JSON blob per task item, then ``manifest.json`` as the single commit point.
+
+Layout (DESIGN.md, "Archive layout"): ``<jobId>/tasks/<NN>-<kind>.json`` and
+``<jobId>/manifest.json``. Task blobs are deterministic bytes, so a retried or duplicated run
+writes the same content; the manifest is created with ``If-None-Match: *`` and whoever loses
+that race has nothing left to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import ContainerClient
+
+from .timefmt import format_time
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ArchiveWriter",
+    "Commit",
+    "JobRecord",
+    "TaskBlob",
+    "manifest_name",
+    "render_tasks",
+]
+
+SCHEMA_VERSION: Final = 1
+_JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
+
+
+class Commit(Enum):
+    COMMITTED = "committed"  # this call created the manifest
+    ALREADY_ARCHIVED = "already-archived"  # someone else did; nothing left to do
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBlob:
+    """One task item rendered for the archive, with the manifest entry that describes it."""
+
+    name: str
+    data: bytes
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """What the manifest says of the job itself (every field present, unknown ones ``None``)."""
+
+    job_id: str
+    status: str
+    display_name: str | None
+    created: datetime | None
+    last_updated: datetime | None
+    expires: datetime | None
+    api_version: str
+    errors: Sequence[Any]
+    correlation_id: str | None
+    metadata: Mapping[str, str]
+
+
+def manifest_name(job_id: str) -> str:
+    return f"{job_id}/manifest.json"
+
+
+def render_tasks(job_id: str, items: Sequence[Mapping[str, Any]]) -> list[TaskBlob]:
+    """Task blobs in the service's order; bytes depend only on the items (sorted keys, compact)."""
+    blobs = []
+    for index, item in enumerate(items):
+        kind = str(item.get("kind") or "Unknown")
+        name = f"{job_id}/tasks/{index:02d}-{_safe(kind)}.json"
+        data = json.dumps(item, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        results = item.get("results") if isinstance(item.get("results"), Mapping) else {}
+        assert isinstance(results, Mapping)
+        documents = _list(results.get("documents"))
+        blobs.append(
+            TaskBlob(
+                name=name,
+                data=data,
+                entry={
+                    "taskName": item.get("taskName"),
+                    "kind": item.get("kind"),
+                    "status": item.get("status"),
+                    "blob": name,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data),
+                    "documentCount": len(documents),
+                    "entityCount": sum(
+                        len(_list(doc.get("entities"))) for doc in documents if isinstance(doc, Mapping)
+                    ),
+                    "errorCount": len(_list(results.get("errors"))),
+                },
+            )
+        )
+    return blobs
+
+
+class ArchiveWriter:
+    """Writes task blobs and commits the manifest in the archive container."""
+
+    def __init__(self, *, container: ContainerClient) -> None:
+        self._container = container
+
+    async def is_archived(self, job_id: str) -> bool:
+        try:
+            await self._container.get_blob_client(manifest_name(job_id)).get_blob_properties()
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    async def commit(self, record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> Commit:
+        """Write every task blob, then create the manifest; idempotent and race-safe."""
+        for index, task in enumerate(tasks):
+            # Create-only first: on a fresh job that is one PUT, as cheap as an overwrite. A 409
+            # means an earlier or concurrent run got here: if the manifest exists we are done,
+            # otherwise that run was interrupted and we (re)write the same deterministic bytes.
+            try:
+                await self._upload(task.name, task.data, overwrite=False)
+            except ResourceExistsError:
+                if index == 0 and await self.is_archived(record.job_id):
+                    return Commit.ALREADY_ARCHIVED
+                await self._upload(task.name, task.data, overwrite=True)
+        manifest = _manifest(record, tasks, now=now)
+        try:
+            await self._upload(manifest_name(record.job_id), manifest, overwrite=False)
+        except ResourceExistsError:
+            return Commit.ALREADY_ARCHIVED
+        return Commit.COMMITTED
+
+    async def _upload(self, name: str, data: bytes, *, overwrite: bool) -> None:
+        try:
+            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
+        except ResourceNotFoundError:
+            # The container is created on first use rather than probed on every call.
+            await _create_container(self._container)
+            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
+
+
+async def _create_container(container: ContainerClient) -> None:
+    with contextlib.suppress(ResourceExistsError):
+        await container.create_container()
+
+
+def _manifest(record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> bytes:
+    body = {
+        "schemaVersion": SCHEMA_VERSION,
+        "jobId": record.job_id,
+        "status": record.status,
+        "displayName": record.display_name,
+        "createdDateTime": format_time(record.created),
+        "lastUpdatedDateTime": format_time(record.last_updated),
+        "expirationDateTime": format_time(record.expires),
+        "archivedAt": format_time(now),
+        "apiVersion": record.api_version,
+        "errors": list(record.errors),
+        "correlationId": record.correlation_id,
+        "metadata": dict(record.metadata),
+        "tasks": [task.entry for task in tasks],
+    }
+    return json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _safe(kind: str) -> str:
+    """``kind`` as served, restricted to characters that are safe in a blob name."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in kind) or "Unknown"

@@ -1,0 +1,24 @@
+"""What the Functions triggers call: the binding payload in, one call into the core."""
+
+from __future__ import annotations
+
+import logging
+
+from .runtime import process_runtime
+from .sweep import SweepReport, run_sweep
+from .worker import Result, handle_message
+
+__all__ = ["on_jobs_message", "on_sweep_timer"]
+
+_log = logging.getLogger("archiver")
+
+
+async def on_jobs_message(body: bytes, *, dequeue_count: int) -> Result:
+    """One message of the jobs queue (already base64-decoded by the binding)."""
+    return await handle_message(body, dequeue_count=dequeue_count, runtime=await process_runtime())
+
+
+async def on_sweep_timer(*, past_due: bool) -> SweepReport:
+    if past_due:
+        _log.info("sweep timer is past due: running now")
+    return await run_sweep(await process_runtime())

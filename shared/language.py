@@ -1,0 +1,240 @@
+"""Client for the Language service's analyze-text jobs: GET a job (every page) and cancel it.
+
+Every URL it calls is built from ``LANGUAGE_ENDPOINT`` or checked against it (scheme and host):
+the credential is never sent anywhere else. Transient faults get a few quick retries in place,
+honouring ``Retry-After`` when it is short; anything longer is handed back to the caller, which
+reschedules through the queue instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+
+from .auth import LanguageAuth, LanguageAuthError
+from .jobs import JobPage, MalformedJob, parse_job_page
+from .policy import parse_retry_after
+
+__all__ = [
+    "AccessDenied",
+    "InPlaceRetry",
+    "JobNotFound",
+    "LanguageClient",
+    "LanguageError",
+    "RequestRejected",
+    "TransientFailure",
+    "UntrustedLink",
+    "UnusableResponse",
+]
+
+_log = logging.getLogger("archiver.language")
+_TRANSIENT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_PAGES: Final = 1000  # a job holds at most 25 documents; this only stops a nextLink loop
+_JOBS_PATH: Final = "/language/analyze-text/jobs/"
+
+
+class LanguageError(Exception):
+    """A call to the Language service did not give a usable answer."""
+
+
+class JobNotFound(LanguageError):
+    """404: the job never existed here, or was purged after its expiry."""
+
+
+class AccessDenied(LanguageError):
+    """401/403: a configuration fault (key, identity, role, quota); the job is kept."""
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RequestRejected(LanguageError):
+    """Another 4xx: the request itself is wrong for this service (api-version, endpoint)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientFailure(LanguageError):
+    """429/5xx/timeouts/resets that outlasted the in-place retries."""
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnusableResponse(LanguageError):
+    """A 200 whose body never parsed into a job state."""
+
+
+class UntrustedLink(LanguageError):
+    """A ``nextLink`` off the configured endpoint or job: it is not followed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InPlaceRetry:
+    """Quick retries inside one invocation; longer waits go through the queue instead."""
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_wait: float = 5.0  # a Retry-After above this is not slept on
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.base_delay < 0 or self.max_wait < 0:
+            raise ValueError("InPlaceRetry needs attempts >= 1 and non-negative delays")
+
+
+_DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10, sock_read=25)
+
+
+class LanguageClient:
+    """GET and cancel analyze-text jobs on one endpoint, over the process's shared session."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        endpoint: str,
+        api_version: str,
+        auth: LanguageAuth,
+        timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
+        retry: InPlaceRetry = InPlaceRetry(),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._session = session
+        self._endpoint = endpoint.rstrip("/")
+        parts = urlsplit(self._endpoint)
+        self._origin = (parts.scheme, parts.netloc.lower())
+        self._api_version = api_version
+        self._auth = auth
+        self._timeout = timeout
+        self._retry = retry
+        self._sleep = sleep
+        self._rand = rand
+
+    def job_url(self, job_id: str) -> str:
+        return f"{self._endpoint}{_JOBS_PATH}{job_id}?{urlencode({'api-version': self._api_version})}"
+
+    async def get_job(self, job_id: str) -> JobPage:
+        """The first page of a job's state."""
+        return await self._get_page(self.job_url(job_id), job_id)
+
+    async def get_remaining_pages(self, first: JobPage) -> list[JobPage]:
+        """Every page after ``first``, following ``nextLink`` only on the configured endpoint."""
+        pages: list[JobPage] = []
+        seen: set[str] = set()
+        link = first.next_link
+        while link is not None:
+            url = self._pinned(link, first.job_id)
+            if url in seen or len(pages) >= _MAX_PAGES:
+                raise UnusableResponse("nextLink repeats itself; the pages never end")
+            seen.add(url)
+            page = await self._get_page(url, first.job_id)
+            pages.append(page)
+            link = page.next_link
+        return pages
+
+    async def cancel(self, job_id: str) -> bool:
+        """Ask the service to cancel (best effort); ``True`` when it accepted."""
+        url = f"{self._endpoint}{_JOBS_PATH}{job_id}:cancel?{urlencode({'api-version': self._api_version})}"
+        try:
+            status, _ = await self._send("POST", url)
+        except LanguageError as exc:
+            _log.warning("cancel of job %s failed: %s", job_id, exc)
+            return False
+        return status == 202
+
+    def _pinned(self, link: str, job_id: str) -> str:
+        """The absolute URL of ``link`` if it stays on our endpoint and job, else ``UntrustedLink``."""
+        try:
+            parts = urlsplit(link)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise UntrustedLink("nextLink is not a valid URL") from None
+        if not parts.scheme and not parts.netloc:
+            parts = urlsplit(self._endpoint + "/" + link.lstrip("/"))
+        if (parts.scheme, parts.netloc.lower()) != self._origin or parts.username or parts.password:
+            raise UntrustedLink(
+                f"nextLink points to {parts.scheme}://{parts.hostname}, not to LANGUAGE_ENDPOINT"
+            )
+        if parts.path.rstrip("/") != f"{_JOBS_PATH}{job_id}":
+            raise UntrustedLink("nextLink points to another resource than this job")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if not any(name == "api-version" for name, _ in query):
+            query.append(("api-version", self._api_version))
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+    async def _get_page(self, url: str, job_id: str) -> JobPage:
+        last: MalformedJob | None = None
+        for attempt in range(self._retry.attempts):
+            _, body = await self._send("GET", url)
+            try:
+                return parse_job_page(json.loads(body), job_id=job_id)
+            except ValueError as exc:  # JSONDecodeError and MalformedJob alike
+                last = exc if isinstance(exc, MalformedJob) else MalformedJob(f"body is not JSON ({exc})")
+                if attempt + 1 < self._retry.attempts:
+                    await self._sleep(self._backoff(attempt))
+        raise UnusableResponse(f"job {job_id}: {last}")
+
+    async def _send(self, method: str, url: str) -> tuple[int, bytes]:
+        """One call with in-place retries of transient faults; returns (status, body) of a 2xx."""
+        retry_after: float | None = None
+        detail = ""
+        for attempt in range(self._retry.attempts):
+            try:
+                headers = {"Accept": "application/json", **await self._auth.headers()}
+            except LanguageAuthError as exc:
+                # No usable token is a configuration fault like a 401: keep the job, retry later.
+                raise AccessDenied(str(exc), status=401, retry_after=None) from exc
+            try:
+                async with self._session.request(
+                    method, url, headers=headers, timeout=self._timeout, allow_redirects=False
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    retry_after = parse_retry_after(
+                        response.headers.get("Retry-After"), now=datetime.now(UTC)
+                    )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                detail = f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
+                retry_after = None
+            else:
+                if 200 <= status < 300:
+                    return status, body
+                detail = f"HTTP {status} {_error_summary(body)}"
+                if status == 404:
+                    raise JobNotFound(detail)
+                if status in (401, 403):
+                    raise AccessDenied(detail, status=status, retry_after=retry_after)
+                if status not in _TRANSIENT_STATUSES:
+                    raise RequestRejected(detail, status=status)
+            if attempt + 1 == self._retry.attempts or (retry_after or 0) > self._retry.max_wait:
+                break
+            await self._sleep(max(retry_after or 0.0, self._backoff(attempt)))
+        raise TransientFailure(f"{method} job: {detail}", retry_after=retry_after)
+
+    def _backoff(self, attempt: int) -> float:
+        return self._retry.base_delay * (2.0**attempt) * (0.5 + self._rand() / 2)
+
+
+def _error_summary(body: bytes) -> str:
+    """``code: message`` of an ErrorResponse, cut short; never headers (they may carry keys)."""
+    try:
+        error = json.loads(body).get("error", {})
+        text = f"{error.get('code')}: {error.get('message')}"
+    except (ValueError, AttributeError):
+        text = body[:200].decode("utf-8", "replace")
+    return text[:300]

@@ -1,0 +1,125 @@
+"""Process wiring: settings, the shared session and every client, built once per worker process.
+
+The Functions worker runs one event loop per process; ``process_runtime()`` builds the runtime
+lazily on that loop at the first invocation and reuses it for every later one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
+
+from .archive import ArchiveWriter
+from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
+from .http import SessionHolder
+from .language import InPlaceRetry, LanguageClient
+from .ledger import Ledger
+from .policy import PollPolicy
+from .queues import JobQueues
+from .settings import Settings, load_settings
+from .storage import StorageClients, open_storage
+
+__all__ = ["Runtime", "build_runtime", "close_process_runtime", "process_runtime"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    """Everything one invocation needs; shared by all invocations of the process."""
+
+    settings: Settings
+    language: LanguageClient
+    archive: ArchiveWriter
+    ledger: Ledger
+    queues: JobQueues
+    policy: PollPolicy
+    clock: Callable[[], datetime] = _utcnow
+    rand: Callable[[], float] = random.random
+    # Owned resources, closed by aclose().
+    _auth: LanguageAuth = field(repr=False)
+    _storage: StorageClients = field(repr=False)
+    _session: SessionHolder = field(repr=False)
+
+    async def aclose(self) -> None:
+        await self._storage.close()
+        await self._auth.close()
+        await self._session.close()
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    rand: Callable[[], float] = random.random,
+    retry: InPlaceRetry = InPlaceRetry(),  # noqa: B008 - frozen, immutable default
+    language_credential: AsyncTokenCredential | None = None,
+    trace_configs: Sequence[aiohttp.TraceConfig] = (),
+) -> Runtime:
+    """Wire the clients for ``settings`` on the running loop (tests pass their own clock/rand)."""
+    sessions = SessionHolder(trace_configs=trace_configs)
+    session = await sessions.get()
+    auth = language_auth(settings, credential=language_credential)
+    storage = open_storage(
+        settings.storage,
+        session=session,
+        credential=storage_credential(settings) if settings.storage.uses_identity else None,
+    )
+    return Runtime(
+        settings=settings,
+        language=LanguageClient(
+            session=session,
+            endpoint=settings.language_endpoint,
+            api_version=settings.language_api_version,
+            auth=auth,
+            retry=retry,
+            rand=rand,
+        ),
+        archive=ArchiveWriter(container=storage.container(settings.archive_container)),
+        ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
+        queues=JobQueues(
+            jobs=storage.queue(settings.jobs_queue), poison=storage.queue(settings.poison_queue)
+        ),
+        policy=PollPolicy.from_settings(settings),
+        clock=clock,
+        rand=rand,
+        _auth=auth,
+        _storage=storage,
+        _session=sessions,
+    )
+
+
+_process: Runtime | None = None
+_building: asyncio.Lock | None = None
+
+
+async def process_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
+    """The process's runtime, built on first use from the environment (validated once)."""
+    global _process, _building  # noqa: PLW0603 - one runtime per worker process, by design
+    if _process is not None:
+        return _process
+    if _building is None:
+        _building = asyncio.Lock()
+    async with _building:
+        if _process is None:
+            settings = load_settings(os.environ if environ is None else environ)
+            _process = await build_runtime(settings)
+    return _process
+
+
+async def close_process_runtime() -> None:
+    """Close and forget the process runtime (tests, and a clean shutdown of the local runner)."""
+    global _process, _building
+    runtime, _process, _building = _process, None, None
+    if runtime is not None:
+        await runtime.aclose()
+    await close_credentials()

@@ -1,0 +1,79 @@
+"""Storage clients (blob containers and queues) on the process's shared aiohttp session.
+
+Both forms of ``AzureWebJobsStorage`` go through the same code: a connection string (Azurite,
+or an account key where one is allowed), or identity-based service URIs with a managed identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.queue import TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from .settings import StorageSettings
+
+__all__ = ["StorageClients", "open_storage"]
+
+# Explicit timeouts (seconds): a blob or queue call that hangs must fail and be retried by the
+# SDK's own retry policy rather than hold an invocation until the function timeout.
+_CLIENT_OPTIONS: Final[dict[str, Any]] = {"connection_timeout": 10, "read_timeout": 30, "retry_total": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClients:
+    """The blob and queue service clients of the process."""
+
+    blobs: BlobServiceClient
+    queues: QueueServiceClient
+
+    def container(self, name: str) -> ContainerClient:
+        return self.blobs.get_container_client(name)
+
+    def queue(self, name: str) -> QueueClient:
+        # Base64 of UTF-8 text: what the Functions host's queue trigger reads by default.
+        return self.queues.get_queue_client(name, message_encode_policy=TextBase64EncodePolicy())
+
+    async def close(self) -> None:
+        await self.blobs.close()
+        await self.queues.close()
+
+
+def open_storage(
+    settings: StorageSettings,
+    *,
+    session: aiohttp.ClientSession,
+    credential: AsyncTokenCredential | None,
+) -> StorageClients:
+    """Clients for ``settings``; ``credential`` is required for the identity-based form."""
+
+    def transport() -> AioHttpTransport:
+        # session_owner=False: the process owns the session; closing a client must not close it.
+        return AioHttpTransport(session=session, session_owner=False)
+
+    if settings.connection_string is not None:
+        return StorageClients(
+            blobs=BlobServiceClient.from_connection_string(
+                settings.connection_string, transport=transport(), **_CLIENT_OPTIONS
+            ),
+            queues=QueueServiceClient.from_connection_string(
+                settings.connection_string, transport=transport(), **_CLIENT_OPTIONS
+            ),
+        )
+    if credential is None:
+        raise ValueError("identity-based storage needs a credential")
+    assert settings.blob_service_uri is not None
+    assert settings.queue_service_uri is not None
+    return StorageClients(
+        blobs=BlobServiceClient(
+            settings.blob_service_uri, credential=credential, transport=transport(), **_CLIENT_OPTIONS
+        ),
+        queues=QueueServiceClient(
+            settings.queue_service_uri, credential=credential, transport=transport(), **_CLIENT_OPTIONS
+        ),
+    )

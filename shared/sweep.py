@@ -1,0 +1,94 @@
+"""The timer sweep: no accepted job is ever forgotten.
+
+It lists the ledger (one page at a time; the due time is in each blob's metadata, so the listing
+alone finds overdue jobs), and for each job whose next poll is overdue by more than
+``SWEEP_GRACE_SECONDS`` (its message was lost, poisoned, or its archive was interrupted) it
+either drops the record (the manifest exists) or re-drives the job with a fresh message that
+takes over the record's ETag. Work is bounded per run and runs with bounded concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Final
+
+from .messages import InvalidMessage
+from .runtime import Runtime
+
+__all__ = ["SweepReport", "run_sweep"]
+
+_log = logging.getLogger("archiver.sweep")
+_CONCURRENCY: Final = 16
+#: Jobs re-driven per run at most; the rest wait for the next run (keeps one run short and cheap).
+MAX_PER_RUN: Final = 2000
+
+
+@dataclass(slots=True)
+class SweepReport:
+    scanned: int = 0
+    overdue: int = 0
+    redriven: int = 0
+    cleaned: int = 0
+    failed: int = 0
+    job_ids: list[str] = field(default_factory=list)  # re-driven ones
+
+
+async def run_sweep(runtime: Runtime) -> SweepReport:
+    report = SweepReport()
+    now = runtime.clock()
+    grace = timedelta(seconds=runtime.settings.sweep_grace_seconds)
+    overdue: list[str] = []
+    async for entry in runtime.ledger.entries():
+        report.scanned += 1
+        if entry.next_poll_at is None or now > entry.next_poll_at + grace:
+            overdue.append(entry.job_id)
+            if len(overdue) >= MAX_PER_RUN:
+                break
+    report.overdue = len(overdue)
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def visit(job_id: str) -> None:
+        async with gate:
+            try:
+                await _visit(runtime, job_id, report)
+            except Exception:
+                # One bad record must not stop the others; it stays in the ledger for next time.
+                report.failed += 1
+                _log.exception("sweep could not process ledger record of job %s", job_id)
+
+    await asyncio.gather(*(visit(job_id) for job_id in overdue))
+    _log.info(
+        "archiver.sweep scanned=%d overdue=%d redriven=%d cleaned=%d failed=%d",
+        report.scanned,
+        report.overdue,
+        report.redriven,
+        report.cleaned,
+        report.failed,
+    )
+    return report
+
+
+async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
+    if await runtime.archive.is_archived(job_id):
+        await runtime.ledger.delete(job_id)
+        report.cleaned += 1
+        return
+    try:
+        record = await runtime.ledger.get(job_id)
+    except (InvalidMessage, ValueError, KeyError) as exc:
+        report.failed += 1
+        _log.error("ledger record of job %s is unreadable (%s): left for an operator", job_id, exc)
+        return
+    now = runtime.clock()
+    if record is None or now <= record.next_poll_at + timedelta(seconds=runtime.settings.sweep_grace_seconds):
+        return  # archived or moved on since the listing
+    etag = await runtime.ledger.replace(record.message, next_poll_at=now, etag=record.etag)
+    if etag is None:
+        return  # its own message moved it on meanwhile
+    await runtime.queues.schedule(record.message.evolve(ledger_etag=etag), visibility_timeout=0)
+    report.redriven += 1
+    report.job_ids.append(job_id)
+    _log.warning("archiver.redriven jobId=%s: its next poll was overdue", job_id)

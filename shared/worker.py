@@ -1,0 +1,288 @@
+"""The poll of one job: one queue message in, one outcome out.
+
+Unfinished jobs are rescheduled onto the jobs queue with a delay (ledger first, then the
+message); terminal jobs are archived and committed; jobs that cannot be archived end with a
+manifest that says why. Raising is kept for real faults (storage down, a bug), so the host's
+retries and poison queue mean what they should.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Final
+
+from azure.core.exceptions import AzureError
+
+from .archive import Commit, JobRecord, render_tasks
+from .jobs import JobPage, MalformedJob, merge_task_items
+from .language import (
+    AccessDenied,
+    JobNotFound,
+    LanguageError,
+    RequestRejected,
+    TransientFailure,
+    UntrustedLink,
+    UnusableResponse,
+)
+from .messages import InvalidMessage, JobMessage, parse_message
+from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
+from .runtime import Runtime
+
+__all__ = ["Outcome", "Result", "handle_message"]
+
+_log = logging.getLogger("archiver")
+
+#: Results are purged 24 h after submission; used when the service never told us the expiry.
+RETENTION: Final = timedelta(hours=24)
+#: A 404 this soon after the app first saw the message may be the service catching up.
+NOT_FOUND_GRACE: Final = timedelta(seconds=60)
+#: Consecutive polls with unusable answers before the job is given up as ``rejected``.
+MAX_UNUSABLE: Final = 5
+
+
+class Outcome(Enum):
+    ARCHIVED = "archived"
+    ALREADY_ARCHIVED = "already-archived"
+    RESCHEDULED = "rescheduled"
+    POISONED = "poisoned"
+    SUPERSEDED = "superseded"  # a stale duplicate: another message owns the job's next poll
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    job_id: str | None = None
+    status: str | None = None  # the manifest's status when the job ended here
+    delay: float | None = None  # the wait before the next poll when rescheduled
+
+
+async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -> Result:
+    """Process one jobs-queue message (base64 already decoded) and return what became of the job."""
+    text = body.decode("utf-8", "replace")
+    try:
+        if "\ufffd" in text:
+            body.decode("utf-8")  # tell a real U+FFFD from bytes that are not UTF-8 at all
+        message = parse_message(text, settings=runtime.settings)
+    except (InvalidMessage, UnicodeDecodeError) as exc:
+        reason = exc.reason if isinstance(exc, InvalidMessage) else "unparseable: message is not UTF-8 text"
+        await runtime.queues.poison(reason=reason, original=text)
+        _log.error("archiver.poisoned reason=%s", reason)
+        return Result(Outcome.POISONED)
+    return await _JobPoll(runtime, message, dequeue_count=dequeue_count).run()
+
+
+class _JobPoll:
+    """The decisions for one message; every path ends in a ``Result`` or raises a real fault."""
+
+    def __init__(self, runtime: Runtime, message: JobMessage, *, dequeue_count: int) -> None:
+        self._rt = runtime
+        self._now = runtime.clock()
+        self._message = message if message.first_seen_at else message.evolve(first_seen_at=self._now)
+        self._redelivered = dequeue_count > 1
+        self._job_id = message.job_id
+
+    async def run(self) -> Result:
+        message = self._message
+        if self._redelivered:
+            # An earlier attempt failed, perhaps between task blobs and manifest. Make sure the
+            # job is in the ledger before anything else, so that if this message ends in the
+            # poison queue the sweep still finishes the job.
+            if await self._rt.archive.is_archived(self._job_id):
+                await self._forget()
+                return Result(Outcome.ALREADY_ARCHIVED, self._job_id)
+            if message.ledger_etag is None:
+                etag = await self._rt.ledger.create(message, next_poll_at=self._now)
+                if etag is not None:
+                    message = message.evolve(ledger_etag=etag)
+        try:
+            page = await self._rt.language.get_job(self._job_id)
+        except LanguageError as exc:
+            return await self._on_failure(message, exc)
+        message = message.evolve(
+            seen_at=message.seen_at or self._now, expires_at=page.expires or message.expires_at, unusable=0
+        )
+        if page.is_terminal:
+            return await self._archive(message, page, status=page.status, errors=page.errors)
+        if not page.is_known_unfinished:
+            _log.warning(
+                "job %s has status %r, unknown to this app: polling it again", self._job_id, page.status
+            )
+        return await self._wait(message, WaitReason.UNFINISHED, retry_after=None, page=page)
+
+    async def _on_failure(self, message: JobMessage, exc: LanguageError) -> Result:
+        if isinstance(exc, JobNotFound):
+            if message.seen_at is not None:
+                return await self._finish(
+                    message, "expired", [_error("Expired", f"the job was purged: {exc}")]
+                )
+            assert message.first_seen_at is not None
+            if self._now - message.first_seen_at < NOT_FOUND_GRACE:
+                return await self._wait(message, WaitReason.NOT_FOUND_GRACE, retry_after=None)
+            return await self._finish(
+                message, "notFound", [_error("NotFound", f"the service has no such job: {exc}")]
+            )
+        if isinstance(exc, AccessDenied):
+            _log.error(
+                "Language service refused access to job %s (%s): check LANGUAGE_API_KEY, or the managed "
+                "identity (AZURE_CLIENT_ID) and its Language role; the job is kept and retried",
+                self._job_id,
+                exc,
+            )
+            return await self._wait(message, WaitReason.CONFIG_FAULT, retry_after=exc.retry_after, cause=exc)
+        if isinstance(exc, RequestRejected):
+            _log.error(
+                "Language service rejected the request for job %s (%s): check LANGUAGE_ENDPOINT and "
+                "LANGUAGE_API_VERSION; the job is kept and retried",
+                self._job_id,
+                exc,
+            )
+            return await self._wait(message, WaitReason.CONFIG_FAULT, retry_after=None, cause=exc)
+        if isinstance(exc, TransientFailure):
+            _log.warning(
+                "Language service unavailable for job %s (%s): will poll again later; if this persists "
+                "check LANGUAGE_ENDPOINT and the network",
+                self._job_id,
+                exc,
+            )
+            return await self._wait(message, WaitReason.TRANSIENT, retry_after=exc.retry_after, cause=exc)
+        if isinstance(exc, UntrustedLink):
+            return await self._finish(message, "rejected", [_error("UntrustedLink", str(exc))])
+        assert isinstance(exc, UnusableResponse)
+        message = message.evolve(unusable=message.unusable + 1)
+        if message.unusable >= MAX_UNUSABLE:
+            return await self._finish(
+                message, "rejected", [_error("UnusableResponse", f"{MAX_UNUSABLE} polls in a row: {exc}")]
+            )
+        _log.warning("job %s: unusable answer from the service (%s): polling again", self._job_id, exc)
+        return await self._wait(message, WaitReason.TRANSIENT, retry_after=None, cause=exc)
+
+    async def _archive(
+        self, message: JobMessage, page: JobPage, *, status: str, errors: Sequence[Any]
+    ) -> Result:
+        try:
+            pages = [page, *await self._rt.language.get_remaining_pages(page)]
+            items = merge_task_items(pages)
+        except MalformedJob as exc:
+            return await self._on_failure(message, UnusableResponse(f"job {self._job_id}: {exc}"))
+        except LanguageError as exc:
+            if isinstance(exc, JobNotFound):
+                # Purged between two pages: the job was seen, so it expired before we had it all.
+                return await self._finish(
+                    message,
+                    "expired",
+                    [_error("Expired", f"purged while its pages were read: {exc}")],
+                    page=page,
+                )
+            return await self._on_failure(message, exc)
+        return await self._finish(message, status, errors, page=page, items=items)
+
+    async def _wait(
+        self,
+        message: JobMessage,
+        reason: WaitReason,
+        *,
+        retry_after: float | None,
+        page: JobPage | None = None,
+        cause: Exception | None = None,
+    ) -> Result:
+        decision = next_poll(
+            self._rt.policy,
+            reason=reason,
+            attempt=message.attempt,
+            retry_after=retry_after,
+            now=self._now,
+            deadline=self._deadline(message, page),
+            rand=self._rt.rand,
+        )
+        if isinstance(decision, GiveUp):
+            return await self._give_up(message, decision, page=page, cause=cause)
+        return await self._reschedule(message, decision)
+
+    async def _give_up(
+        self, message: JobMessage, decision: GiveUp, *, page: JobPage | None, cause: Exception | None
+    ) -> Result:
+        """The job's results are about to be purged: ask the service to stop, keep what is done."""
+        await self._rt.language.cancel(self._job_id)
+        errors = [_error("TimedOut", decision.reason)]
+        if cause is not None:
+            errors.append(_error(type(cause).__name__, str(cause)))
+        if page is None:
+            return await self._finish(message, "timedOut", errors)
+        return await self._archive(message, page, status="timedOut", errors=errors)
+
+    async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
+        upcoming = message.evolve(attempt=message.attempt + 1)
+        ledger = self._rt.ledger
+        if message.ledger_etag is None:
+            etag = await ledger.create(upcoming, next_poll_at=decision.not_before)
+        else:
+            etag = await ledger.replace(upcoming, next_poll_at=decision.not_before, etag=message.ledger_etag)
+        if etag is None:
+            # Another message (a duplicate delivery, or the sweep's re-drive) moved the job on
+            # since this one was written: it owns the next poll; this copy stops here.
+            _log.info("job %s: superseded by another message, dropping this copy", self._job_id)
+            return Result(Outcome.SUPERSEDED, self._job_id)
+        await self._rt.queues.schedule(
+            upcoming.evolve(ledger_etag=etag), visibility_timeout=queue_visibility(decision.delay)
+        )
+        return Result(Outcome.RESCHEDULED, self._job_id, delay=decision.delay)
+
+    async def _finish(
+        self,
+        message: JobMessage,
+        status: str,
+        errors: Sequence[Any],
+        *,
+        page: JobPage | None = None,
+        items: Sequence[dict[str, Any]] = (),
+    ) -> Result:
+        tasks = render_tasks(self._job_id, items)
+        record = JobRecord(
+            job_id=self._job_id,
+            status=status,
+            display_name=(page.display_name if page else None) or message.display_name,
+            created=page.created if page else None,
+            last_updated=page.last_updated if page else None,
+            expires=page.expires if page else message.expires_at,
+            api_version=self._rt.settings.language_api_version,
+            errors=errors,
+            correlation_id=message.correlation_id,
+            metadata=message.metadata,
+        )
+        commit = await self._rt.archive.commit(record, tasks, now=self._rt.clock())
+        if message.ledger_etag is not None or self._redelivered:
+            await self._forget()
+        if commit is Commit.ALREADY_ARCHIVED:
+            return Result(Outcome.ALREADY_ARCHIVED, self._job_id)
+        _log.info(
+            "archiver.outcome status=%s jobId=%s tasks=%d documents=%d entities=%d",
+            status,
+            self._job_id,
+            len(tasks),
+            sum(task.entry["documentCount"] for task in tasks),
+            sum(task.entry["entityCount"] for task in tasks),
+        )
+        return Result(Outcome.ARCHIVED, self._job_id, status=status)
+
+    async def _forget(self) -> None:
+        """Drop the ledger record of an archived job; the sweep cleans up if this fails."""
+        try:
+            await self._rt.ledger.delete(self._job_id)
+        except AzureError as exc:
+            _log.warning("job %s is archived but its ledger record remains (%s)", self._job_id, exc)
+
+    def _deadline(self, message: JobMessage, page: JobPage | None) -> datetime:
+        if message.expires_at is not None:
+            return message.expires_at
+        if page is not None and page.created is not None:
+            return page.created + RETENTION
+        assert message.first_seen_at is not None
+        return message.first_seen_at + RETENTION
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}

@@ -1,0 +1,32 @@
+"""Session-wide services for the tests: a real Azurite and a real Language emulator.
+
+Both are started once per test run (on free loopback ports) and stopped by the session; every
+test gets its own containers and queues, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from local.azurite import Azurite
+from local.emulator import EmulatorConfig, serve
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SPEC = REPO_ROOT.parent / "shared" / "language-api"
+EMULATOR_KEY = "emulator-key-0123456789abcdef"  # distinctive, so tests can search logs for it
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    with Azurite.start_sync() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def emulator() -> AsyncIterator[object]:
+    config = EmulatorConfig(api_key=EMULATOR_KEY, not_started_seconds=0.0, running_seconds=0.0)
+    async with serve(config) as server:
+        yield server

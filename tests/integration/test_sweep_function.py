@@ -1,0 +1,129 @@
+"""The timer-triggered sweep, through the real entry point: no accepted job is ever forgotten."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import azure.functions as func
+import pytest
+
+from shared.messages import JobMessage
+from shared.runtime import process_runtime
+from shared.sweep import run_sweep
+from shared.timefmt import format_time, parse_time
+
+from .conftest import Stack, app_function
+
+pytestmark = pytest.mark.integration
+
+
+async def fire_sweep() -> None:
+    await app_function("sweep_ledger")(func.TimerRequest(past_due=False))
+
+
+async def put_record(stack: Stack, job_id: str, *, due: datetime) -> None:
+    """A ledger record as the app writes it, whose message is nowhere (lost or poisoned)."""
+    container = stack.blobs.get_container_client(stack.settings.ledger_container)
+    if not await container.exists():
+        await container.create_container()
+    message = JobMessage(
+        job_id=job_id, display_name="lost", attempt=3, first_seen_at=due - timedelta(minutes=1)
+    )
+    body = {"jobId": job_id, "nextPollAt": format_time(due), "message": json.loads(message.to_json())}
+    await container.upload_blob(
+        f"{job_id}.json", json.dumps(body).encode(), metadata={"nextpollat": format_time(due) or ""}
+    )
+
+
+async def record_due(stack: Stack, job_id: str) -> datetime | None:
+    data = await stack.blob(f"{job_id}.json", container=stack.settings.ledger_container)
+    return None if data is None else parse_time(json.loads(data)["nextPollAt"])
+
+
+@pytest.fixture
+async def slow_jobs(stack: Stack) -> AsyncIterator[None]:
+    await stack.admin("PUT", "timing", {"notStartedSeconds": 3600, "runningSeconds": 0})
+    yield
+    await stack.admin("PUT", "timing", {"notStartedSeconds": 0, "runningSeconds": 0})
+
+
+async def test_overdue_job_whose_message_was_lost_is_redriven(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await put_record(stack, job_id, due=datetime.now(UTC) - timedelta(minutes=10))
+
+    await fire_sweep()
+
+    text, _ = await stack.next_job_message(wait=2)
+    assert json.loads(text)["jobId"] == job_id
+    assert json.loads(text)["_poll"]["ledgerEtag"]
+
+
+async def test_redriven_job_is_archived_by_the_message_the_sweep_sent(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await put_record(stack, job_id, due=datetime.now(UTC) - timedelta(minutes=10))
+    await fire_sweep()
+
+    text, dequeue_count = await stack.next_job_message(wait=2)
+    await stack.deliver(text, dequeue_count=dequeue_count)
+
+    manifest = await stack.manifest(job_id)
+    assert manifest is not None
+    assert manifest["status"] == "succeeded"
+    assert await stack.ledger_names() == []
+
+
+async def test_job_within_its_grace_is_left_alone(stack: Stack) -> None:
+    job_id = await stack.submit()
+    due = datetime.now(UTC) + timedelta(minutes=10)
+    await put_record(stack, job_id, due=due)
+
+    await fire_sweep()
+
+    assert await stack.queue_length(stack.settings.jobs_queue) == 0
+    assert await record_due(stack, job_id) == due
+
+
+async def test_record_of_an_archived_job_is_removed(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await stack.deliver({"jobId": job_id})
+    await put_record(stack, job_id, due=datetime.now(UTC) - timedelta(minutes=10))
+
+    await fire_sweep()
+
+    assert await stack.ledger_names() == []
+    assert await stack.queue_length(stack.settings.jobs_queue) == 0
+
+
+@pytest.mark.usefixtures("slow_jobs")
+async def test_late_original_message_is_superseded_by_the_sweeps_redrive(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await stack.deliver({"jobId": job_id})  # pending: recorded, its next message is on the queue
+    original, original_count = await stack.next_job_message()
+    # Pretend that message was lost for long: make the record overdue, keeping its ETag.
+    container = stack.blobs.get_container_client(stack.settings.ledger_container)
+    overdue = format_time(datetime.now(UTC) - timedelta(minutes=10)) or ""
+    blob = container.get_blob_client(f"{job_id}.json")
+    await blob.set_blob_metadata({"nextpollat": overdue})
+    # ... which changed the ETag, as any writer would: the original message is now stale.
+    await fire_sweep()
+    redriven, redriven_count = await stack.next_job_message(wait=2)
+
+    await stack.deliver(original, dequeue_count=original_count)
+    assert await stack.queue_length(stack.settings.jobs_queue) == 0  # the stale copy stopped
+    await stack.deliver(redriven, dequeue_count=redriven_count)
+    assert await stack.queue_length(stack.settings.jobs_queue) == 1  # the sweep's copy carries on
+
+
+async def test_sweep_redrives_every_overdue_job_and_reports_them(stack: Stack) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    job_ids = [await stack.submit() for _ in range(12)]
+    for job_id in job_ids:
+        await put_record(stack, job_id, due=past)
+
+    report = await run_sweep(await process_runtime())
+
+    assert report.scanned == 12
+    assert sorted(report.job_ids) == sorted(job_ids)
+    assert await stack.queue_length(stack.settings.jobs_queue) == 12
