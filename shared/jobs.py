@@ -87,7 +87,7 @@ def parse_job_page(body: Any, *, job_id: str) -> JobPage:
             status=status,
             created=parse_time(body.get("createdDateTime")),
             # The spec says lastUpdatedDateTime; the service has also sent lastUpdateDateTime.
-            last_updated=parse_time(body.get("lastUpdatedDateTime", body.get("lastUpdateDateTime"))),
+            last_updated=parse_time(body.get("lastUpdatedDateTime") or body.get("lastUpdateDateTime")),
             expires=parse_time(body.get("expirationDateTime")),
             display_name=display_name if isinstance(display_name, str) else None,
             errors=errors,

@@ -109,7 +109,7 @@ class LanguageClient:
         endpoint: str,
         api_version: str,
         auth: LanguageAuth,
-        timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
+        timeout: aiohttp.ClientTimeout | None = None,
         retry: InPlaceRetry = InPlaceRetry(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
@@ -120,7 +120,7 @@ class LanguageClient:
         self._origin = (parts.scheme, parts.netloc.lower())
         self._api_version = api_version
         self._auth = auth
-        self._timeout = timeout
+        self._timeout = timeout or _DEFAULT_TIMEOUT
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
@@ -182,7 +182,7 @@ class LanguageClient:
         for attempt in range(self._retry.attempts):
             _, body = await self._send("GET", url)
             try:
-                return parse_job_page(json.loads(body), job_id=job_id)
+                return parse_job_page(json.loads(body, parse_constant=_reject_constant), job_id=job_id)
             except ValueError as exc:  # JSONDecodeError and MalformedJob alike
                 last = exc if isinstance(exc, MalformedJob) else MalformedJob(f"body is not JSON ({exc})")
                 if attempt + 1 < self._retry.attempts:
@@ -228,6 +228,11 @@ class LanguageClient:
 
     def _backoff(self, attempt: int) -> float:
         return self._retry.base_delay * (2.0**attempt) * (0.5 + self._rand() / 2)
+
+
+def _reject_constant(name: str) -> None:
+    # NaN and Infinity are not JSON; archiving them would write blobs no strict reader can parse.
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _error_summary(body: bytes) -> str:

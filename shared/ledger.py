@@ -111,14 +111,18 @@ class Ledger:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         blob = self._container.get_blob_client(_name(message.job_id))
 
+        # Compare-and-swap on the ETag when replacing; create-only (If-None-Match: *) otherwise.
+        condition: dict[str, Any] = (
+            {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag is not None else {}
+        )
+
         async def put() -> dict[str, Any]:
             return await blob.upload_blob(
                 data,
                 overwrite=overwrite,
                 metadata={_NEXT_POLL_KEY: format_time(next_poll_at) or ""},
                 content_settings=_JSON,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified if etag is not None else None,
+                **condition,
             )
 
         try:

@@ -26,7 +26,13 @@ from .queues import JobQueues
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
 
-__all__ = ["Runtime", "build_runtime", "close_process_runtime", "process_runtime"]
+__all__ = [
+    "Runtime",
+    "build_runtime",
+    "close_process_runtime",
+    "install_process_runtime",
+    "process_runtime",
+]
 
 
 def _utcnow() -> datetime:
@@ -62,6 +68,7 @@ async def build_runtime(
     clock: Callable[[], datetime] = _utcnow,
     rand: Callable[[], float] = random.random,
     retry: InPlaceRetry = InPlaceRetry(),  # noqa: B008 - frozen, immutable default
+    language_timeout: aiohttp.ClientTimeout | None = None,
     language_credential: AsyncTokenCredential | None = None,
     trace_configs: Sequence[aiohttp.TraceConfig] = (),
 ) -> Runtime:
@@ -83,6 +90,7 @@ async def build_runtime(
             auth=auth,
             retry=retry,
             rand=rand,
+            timeout=language_timeout,
         ),
         archive=ArchiveWriter(container=storage.container(settings.archive_container)),
         ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
@@ -114,6 +122,13 @@ async def process_runtime(environ: Mapping[str, str] | None = None) -> Runtime:
             settings = load_settings(os.environ if environ is None else environ)
             _process = await build_runtime(settings)
     return _process
+
+
+async def install_process_runtime(runtime: Runtime) -> None:
+    """Use ``runtime`` as the process runtime (tests and tools that need short timeouts)."""
+    global _process  # noqa: PLW0603
+    await close_process_runtime()
+    _process = runtime
 
 
 async def close_process_runtime() -> None:

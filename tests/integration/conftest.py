@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
+from azure.functions.queue import QueueMessage
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
@@ -97,7 +97,8 @@ class Stack:
             body = json.dumps(body)
         raw = body.encode("utf-8") if isinstance(body, str) else body
         poll_job = app_function("poll_job")
-        await poll_job(func.QueueMessage(id=str(uuid.uuid4()), body=raw, dequeue_count=dequeue_count))
+        message = QueueMessage(id=str(uuid.uuid4()), body=raw, dequeue_count=dequeue_count)  # type: ignore[no-untyped-call]
+        await poll_job(message)
 
     async def next_job_message(self, *, wait: float = 10.0) -> tuple[str, int]:
         """Wait for the app's next message on the jobs queue; return (text, dequeue_count)."""

@@ -196,7 +196,7 @@ async def test_job_unfinished_at_its_expiry_margin_is_cancelled_and_ends_timed_o
         text, dequeue_count = await local.next_job_message(wait=5)
         await local.deliver(text, dequeue_count=dequeue_count)
 
-        cancels = (await local.requests_for(job_id)).get("POST", 0)
+        cancels = (await local.requests_for(job_id)).get("CANCEL", 0)
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None

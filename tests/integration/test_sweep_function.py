@@ -6,8 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
 from shared.messages import JobMessage
 from shared.runtime import process_runtime
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 async def fire_sweep() -> None:
-    await app_function("sweep_ledger")(func.TimerRequest(past_due=False))
+    await app_function("sweep_ledger")(TimerRequest(past_due=False))
 
 
 async def put_record(stack: Stack, job_id: str, *, due: datetime) -> None:
@@ -33,7 +33,10 @@ async def put_record(stack: Stack, job_id: str, *, due: datetime) -> None:
     )
     body = {"jobId": job_id, "nextPollAt": format_time(due), "message": json.loads(message.to_json())}
     await container.upload_blob(
-        f"{job_id}.json", json.dumps(body).encode(), metadata={"nextpollat": format_time(due) or ""}
+        f"{job_id}.json",
+        json.dumps(body).encode(),
+        metadata={"nextpollat": format_time(due) or ""},
+        overwrite=True,
     )
 
 
@@ -101,12 +104,9 @@ async def test_late_original_message_is_superseded_by_the_sweeps_redrive(stack: 
     job_id = await stack.submit()
     await stack.deliver({"jobId": job_id})  # pending: recorded, its next message is on the queue
     original, original_count = await stack.next_job_message()
-    # Pretend that message was lost for long: make the record overdue, keeping its ETag.
-    container = stack.blobs.get_container_client(stack.settings.ledger_container)
-    overdue = format_time(datetime.now(UTC) - timedelta(minutes=10)) or ""
-    blob = container.get_blob_client(f"{job_id}.json")
-    await blob.set_blob_metadata({"nextpollat": overdue})
-    # ... which changed the ETag, as any writer would: the original message is now stale.
+    # Pretend that message was delayed for long: the record is overdue (and, rewritten, has a new
+    # ETag, as after any writer): the sweep re-drives the job and the original becomes stale.
+    await put_record(stack, job_id, due=datetime.now(UTC) - timedelta(minutes=10))
     await fire_sweep()
     redriven, redriven_count = await stack.next_job_message(wait=2)
 
