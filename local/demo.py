@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import secrets
 import sys
@@ -37,6 +38,10 @@ TIMEOUT_SECONDS = 180.0
 
 
 async def main() -> int:
+    # The app's own one-line outcomes show progress; the SDKs' request logs would drown them.
+    logging.basicConfig(level=logging.INFO, format="  %(levelname)s %(name)s: %(message)s")
+    for noisy in ("azure", "local.emulator"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     started = time.monotonic()
     jobs = json.loads(SAMPLES.read_text(encoding="utf-8"))["jobs"]
     print("Starting Azurite (storage) and the Language emulator ...", flush=True)
@@ -160,9 +165,9 @@ async def _report(
     container = environ["ARCHIVE_CONTAINER"]
     print(f"\nArchived {len(submitted)} jobs in container '{container}' ({blob_endpoint}/{container}):")
     totals = {"documents": 0, "entities": 0, "blobs": 0}
-    for job_id, _ in submitted:
+    for job_id, job in submitted:
         manifest = json.loads(await (await archive.download_blob(f"{job_id}/manifest.json")).readall())
-        documents = sum(task["documentCount"] for task in manifest["tasks"])
+        documents = len(job["documents"])
         entities = sum(task["entityCount"] for task in manifest["tasks"])
         totals["documents"] += documents
         totals["entities"] += entities
