@@ -1,0 +1,45 @@
+"""A contract-faithful emulator of Azure AI Language analyze-text jobs (dev and tests only).
+
+A real aiohttp HTTP server implementing the REST contract in ../shared/language-api/CONTRACT.md
+(beside the checkout) for EntityRecognition and CustomEntityRecognition. It deliberately shares no code
+with the app's `shared` package, so a parsing bug in the client cannot be mirrored (and hidden) here.
+
+Language API (auth: `Ocp-Apim-Subscription-Key` or `Authorization: Bearer <token>`):
+  POST /language/analyze-text/jobs?api-version=V                 -> 202 + operation-location
+  GET  /language/analyze-text/jobs/{jobId}?api-version=V[&top&skip&showStats]
+  POST /language/analyze-text/jobs/{jobId}:cancel?api-version=V  -> 202 + operation-location
+
+Lifecycle, on the emulator clock: notStarted for `not_started_seconds`, then running for
+`running_seconds` while tasks finish one by one, then succeeded / partiallyCompleted / failed.
+A cancel moves the job to cancelling, then cancelled 0.5 s later. After `expirationDateTime` the job is
+purged (404). Job-level timestamps have whole seconds, task-level ones seven fractional digits, as in
+real traffic; all are UTC with "Z".
+
+Offsets: entities are found in code points and reported in the task's `stringIndexType` units:
+UnicodeCodePoint (Python `str` indices), Utf16CodeUnit, or TextElements_v8 (the default; grapheme
+clusters approximated by merging combining marks, ZWJ sequences, variation selectors, emoji modifiers,
+CRLF and flag pairs into their base character).
+
+Admin API (no auth, no faults, not counted in the stats; JSON bodies):
+  PUT  /_emulator/faults   Faults fields, camelCase (rate429, retryAfterSeconds, rate5xx, rateReset,
+                           rateSlow, slowSeconds, rateMalformed) or the snake_case field names.
+                           Replaces all fault settings: omitted fields take their defaults.
+  PUT  /_emulator/timing   {"notStartedSeconds": s, "runningSeconds": s}; either may be omitted.
+                           Applies to jobs submitted afterwards.
+  POST /_emulator/clock    {"advanceSeconds": s} -> {"now": timestamp}; moves lifecycle, timestamps
+                           and expiry forward.
+  POST /_emulator/jobs/{jobId}/overrides  any of {"nextLinkBase": "https://host" | null,
+                           "malformedPages": bool, "status": "<any status>" | null, "purge": true}.
+                           A forced status freezes the tasks at that moment ("failed" fails the
+                           unfinished ones, "cancelled" cancels them); any other string is reported verbatim.
+  GET  /_emulator/stats    {"requests": [{"method", "route", "status", "count"}],
+                           "byJob": {jobId: {"POST", "GET", "CANCEL"}}}; status null = connection reset.
+  GET  /_emulator/jobs     {"jobs": [{"jobId", "status", "createdDateTime", "expirationDateTime"}]}
+In process, `serve(...).state` exposes the same data (`jobs`, `requests`, `by_job`, `stats()`,
+`job_summaries()`, `clock`, `faults`, `timing`).
+"""
+
+from local.emulator.config import EmulatorConfig, Faults
+from local.emulator.server import create_app, serve
+
+__all__ = ["EmulatorConfig", "Faults", "create_app", "serve"]
