@@ -21,8 +21,11 @@ from .settings import StorageSettings
 __all__ = ["StorageClients", "open_storage"]
 
 # Explicit timeouts (seconds): a blob or queue call that hangs must fail and be retried by the
-# SDK's own retry policy rather than hold an invocation until the function timeout.
-_CLIENT_OPTIONS: Final[dict[str, Any]] = {"connection_timeout": 10, "read_timeout": 30, "retry_total": 3}
+# SDK's own retry policy rather than hold an invocation until the function timeout. They belong to
+# the transport: with a transport of our own, client-level timeout options would be ignored.
+_CONNECT_TIMEOUT: Final = 10
+_READ_TIMEOUT: Final = 30
+_CLIENT_OPTIONS: Final[dict[str, Any]] = {"retry_total": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,12 @@ def open_storage(
 
     def transport() -> AioHttpTransport:
         # session_owner=False: the process owns the session; closing a client must not close it.
-        return AioHttpTransport(session=session, session_owner=False)
+        return AioHttpTransport(
+            session=session,
+            session_owner=False,
+            connection_timeout=_CONNECT_TIMEOUT,
+            read_timeout=_READ_TIMEOUT,
+        )
 
     if settings.connection_string is not None:
         return StorageClients(

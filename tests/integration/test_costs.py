@@ -1,0 +1,139 @@
+"""Every storage or Language request is billed: count the round trips of each path exactly.
+
+The app's one aiohttp session carries every request (Language and storage alike), so a trace
+config on it sees them all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from shared.runtime import Runtime, build_runtime
+from shared.worker import Outcome, handle_message
+
+from .conftest import Stack, documents
+
+pytestmark = pytest.mark.integration
+
+
+class Meter:
+    """Counts requests as (service, method) where service is language, blob or queue."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._ports = {
+            urlsplit(stack.emulator_url).port: "language",
+            urlsplit(stack.blobs.url).port: "blob",
+            urlsplit(stack.queues.url).port: "queue",
+        }
+        self.trace = aiohttp.TraceConfig()
+        self.trace.on_request_start.append(self._on_request)
+
+    async def _on_request(
+        self,
+        _session: aiohttp.ClientSession,
+        _context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        self.calls[(self._ports.get(params.url.port, "other"), params.method)] += 1
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+async def metered(stack: Stack) -> AsyncIterator[tuple[Runtime, Meter]]:
+    meter = Meter(stack)
+    runtime = await build_runtime(stack.settings, trace_configs=[meter.trace])
+    # Steady state: the containers exist (their one-time creation is not a per-job cost).
+    for name in (stack.settings.archive_container, stack.settings.ledger_container):
+        await stack.blobs.get_container_client(name).create_container()
+    await stack.queues.get_queue_client(stack.settings.jobs_queue).create_queue()
+    yield runtime, meter
+    await runtime.aclose()
+
+
+async def test_job_finished_at_first_poll_costs_one_get_and_one_put_per_blob(
+    stack: Stack, metered: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered
+    job_id = await stack.submit(documents(3))
+
+    result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.ARCHIVED
+    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 3})  # 2 task blobs + manifest
+
+
+async def test_each_further_page_costs_one_get(stack: Stack, metered: tuple[Runtime, Meter]) -> None:
+    runtime, meter = metered
+    job_id = await stack.submit(documents(25))
+
+    await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+
+    assert meter.calls == Counter({("language", "GET"): 2, ("blob", "PUT"): 3})
+
+
+async def test_poll_of_an_unfinished_job_costs_a_get_a_ledger_put_and_a_queue_put(
+    stack: Stack, metered: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered
+    await stack.admin("PUT", "timing", {"notStartedSeconds": 3600})
+    try:
+        job_id = await stack.submit()
+    finally:
+        await stack.admin("PUT", "timing", {"notStartedSeconds": 0})
+
+    result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.RESCHEDULED
+    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 1, ("queue", "POST"): 1})
+
+
+async def test_redelivered_message_of_an_archived_job_costs_one_probe(
+    stack: Stack, metered: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered
+    job_id = await stack.submit()
+    body = json.dumps({"jobId": job_id}).encode()
+    await handle_message(body, dequeue_count=1, runtime=runtime)
+    meter.reset()
+
+    result = await handle_message(body, dequeue_count=2, runtime=runtime)
+
+    assert result.outcome is Outcome.ALREADY_ARCHIVED
+    assert meter.calls == Counter({("blob", "HEAD"): 1, ("blob", "DELETE"): 1})
+
+
+async def test_duplicate_first_delivery_of_an_archived_job_stops_at_the_first_blob(
+    stack: Stack, metered: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered
+    job_id = await stack.submit()
+    body = json.dumps({"jobId": job_id}).encode()
+    await handle_message(body, dequeue_count=1, runtime=runtime)
+    meter.reset()
+
+    result = await handle_message(body, dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.ALREADY_ARCHIVED
+    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 1, ("blob", "HEAD"): 1})
+
+
+async def test_poisoned_message_costs_one_queue_put_and_no_service_call(
+    stack: Stack, metered: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered
+    await stack.queues.get_queue_client(stack.settings.poison_queue).create_queue()
+
+    result = await handle_message(b"not-a-job", dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.POISONED
+    assert meter.calls == Counter({("queue", "POST"): 1})
