@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,10 @@ from typing import Any
 
 import pytest
 
+from local.emulator import EmulatorConfig, serve
+from shared.runtime import close_process_runtime
 from shared.settings import SettingsError
+from tests.conftest import EMULATOR_KEY
 
 from .conftest import Stack, documents
 
@@ -425,3 +430,52 @@ async def test_archive_interrupted_before_its_manifest_is_finished_on_redelivery
     assert manifest is not None
     entry = _first([t for t in manifest["tasks"] if t["blob"] == torn])
     assert hashlib.sha256(await stack.blob(torn) or b"").hexdigest() == entry["sha256"]
+
+
+# -- service states and spellings ------------------------------------------------------------------
+
+
+async def test_status_unknown_to_the_app_is_logged_and_polled_again(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = await stack.submit()
+    await stack.admin("POST", f"jobs/{job_id}/overrides", {"status": "partiallySucceeded"})
+
+    with caplog.at_level(logging.WARNING, logger="archiver"):
+        await stack.deliver({"jobId": job_id})
+
+    assert await stack.manifest(job_id) is None
+    assert await stack.queue_length(stack.settings.jobs_queue) == 1
+    assert any("partiallySucceeded" in record.getMessage() for record in caplog.records)
+
+
+async def test_cancelling_job_is_polled_again(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await stack.admin("POST", f"jobs/{job_id}/overrides", {"status": "cancelling"})
+
+    await stack.deliver({"jobId": job_id})
+
+    assert await stack.manifest(job_id) is None
+    assert await stack.queue_length(stack.settings.jobs_queue) == 1
+
+
+@pytest.mark.parametrize("spelling", ["lastUpdatedDateTime", "lastUpdateDateTime"])
+async def test_job_timestamp_is_read_in_either_spelling(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    config = EmulatorConfig(
+        api_key=EMULATOR_KEY, not_started_seconds=0, running_seconds=0, job_timestamp_field=spelling
+    )
+    async with serve(config) as other:
+        monkeypatch.setenv("LANGUAGE_ENDPOINT", other.base_url)
+        await close_process_runtime()
+        local = dataclasses.replace(stack, emulator_url=other.base_url)
+        job_id = await local.submit()
+
+        await local.deliver({"jobId": job_id})
+
+    manifest = await stack.manifest(job_id)
+    assert manifest is not None
+    assert manifest["lastUpdatedDateTime"] is not None
+    assert manifest["createdDateTime"] is not None
+    assert manifest["expirationDateTime"] is not None
