@@ -7,7 +7,7 @@ PY_STAMP := $(VENV)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all deps demo test lint typecheck unit infra-check clean
+.PHONY: all deps demo test bench lint typecheck infra-check clean
 
 all: test
 
@@ -47,6 +47,10 @@ test: deps lint typecheck infra-check
 
 demo: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.demo
+
+# Numbers behind the performance and cost claims (cold start, throughput, requests per job).
+bench: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m local.benchmark
 
 clean:
 	rm -rf $(VENV) $(VENV_CHECKOV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo
