@@ -1,0 +1,279 @@
+// Language job archiver: everything `azd up` deploys. Keyless throughout: the app runs as a
+// user-assigned managed identity with data-plane roles scoped to single containers and queues, the
+// storage account and the Language account refuse keys, telemetry is Entra-authenticated.
+// Modules (infra/modules/, one concern each): identity, monitoring, storage, language (new account),
+// language-access (role + endpoint, new or existing account), functionapp, roles, alerts.
+
+targetScope = 'subscription'
+
+@description('azd environment name; names the resource group and seeds the resource names.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Region of every resource (must offer Flex Consumption).')
+@minLength(1)
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the deploying principal (azd sets AZURE_PRINCIPAL_ID); empty: none.')
+param principalId string = ''
+
+@description('Grant the deploying principal data access to the containers, queues and Language account, to run the app locally against them.')
+param grantDeployerAccess bool = true
+
+@description('Container of the archive (app setting ARCHIVE_CONTAINER). The ledger is "<this>-ledger".')
+@minLength(3)
+@maxLength(56)
+param archiveContainerName string = 'entity-archive'
+
+@description('Queue the poll function listens on (app setting JOBS_QUEUE). The poison queue is "<this>-poison".')
+@minLength(3)
+@maxLength(56)
+param jobsQueueName string = 'language-jobs'
+
+@description('api-version of every Language call (app setting LANGUAGE_API_VERSION).')
+param languageApiVersion string = '2024-11-01'
+
+@description('First wait after a job is seen unfinished, seconds (POLL_INITIAL_DELAY_SECONDS).')
+param pollInitialDelaySeconds string = '5'
+
+@description('Cap of the poll backoff, seconds (POLL_MAX_DELAY_SECONDS).')
+param pollMaxDelaySeconds string = '300'
+
+@description('NCRONTAB of the timer sweep (SWEEP_SCHEDULE).')
+param sweepSchedule string = '0 */5 * * * *'
+
+@description('Overdue margin after which the sweep re-drives a pending job, seconds (SWEEP_GRACE_SECONDS).')
+param sweepGraceSeconds string = '300'
+
+@description('Name of an existing Azure AI Language account to use instead of creating one (it must have a custom subdomain); empty: create one.')
+param existingLanguageAccountName string = ''
+
+@description('Resource group of that existing account; empty: the resource group this template creates.')
+param existingLanguageResourceGroupName string = ''
+
+@description('Pricing tier of a new Language account.')
+@allowed([
+  'F0'
+  'S'
+])
+param languageSkuName string = 'S'
+
+@description('Public network access of a new Language account.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param languagePublicNetworkAccess string = 'Enabled'
+
+@description('Built-in Language role of the app: Writer reads and cancels jobs; Reader only reads (see modules/language-access.bicep).')
+@allowed([
+  'Writer'
+  'Reader'
+])
+param languageRole string = 'Writer'
+
+@description('Most Flex Consumption instances. The Language rate limit, not compute, bounds the app: one or two instances saturate the S tier (docs/deploy.md, poll budget).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 4
+
+@description('Memory of each Flex Consumption instance, MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Redundancy of the storage account (archive, ledger, queues); geo-redundant by default: the archive is the only copy of results the service purges after 24 hours.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = 'Standard_GRS'
+
+@description('Send storage write/delete resource logs to Log Analytics (off: every poll writes, so they cost more per job than the job).')
+param enableStorageLogs bool = false
+
+@description('Also grant the app Storage Blob Data Owner on the whole storage account (Microsoft\'s documented AzureWebJobsStorage role); off: container-scoped grants only.')
+param hostBlobOwnerOnAccount bool = false
+
+@description('E-mail address for the alerts; empty: an action group without receivers.')
+param alertEmail string = ''
+
+var tags = {
+  'azd-env-name': environmentName
+}
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var ledgerContainerName = '${archiveContainerName}-ledger'
+var poisonQueueName = '${jobsQueueName}-poison'
+var deploymentContainerName = 'app-package'
+var useExistingLanguage = !empty(existingLanguageAccountName)
+var languageAccountName = useExistingLanguage ? existingLanguageAccountName : 'lang-${resourceToken}'
+var languageResourceGroupName = useExistingLanguage && !empty(existingLanguageResourceGroupName) ? existingLanguageResourceGroupName : resourceGroup.name
+var deployerPrincipalId = grantDeployerAccess ? principalId : ''
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: resourceGroup
+  params: {
+    name: 'id-func-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: resourceGroup
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: resourceGroup
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    storageSkuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    archiveContainerName: archiveContainerName
+    ledgerContainerName: ledgerContainerName
+    jobsQueueName: jobsQueueName
+    poisonQueueName: poisonQueueName
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    enableStorageLogs: enableStorageLogs
+  }
+}
+
+module language 'modules/language.bicep' = if (!useExistingLanguage) {
+  name: 'language'
+  scope: resourceGroup
+  params: {
+    name: languageAccountName
+    location: location
+    tags: tags
+    languageSkuName: languageSkuName
+    publicNetworkAccess: languagePublicNetworkAccess
+  }
+}
+
+module languageAccess 'modules/language-access.bicep' = {
+  name: 'language-access'
+  scope: az.resourceGroup(languageResourceGroupName)
+  params: {
+    accountName: languageAccountName
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    languageRole: languageRole
+  }
+  // The account (new) or at least the app's resource group must exist before the grant.
+  dependsOn: [
+    resourceGroup
+    language
+  ]
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  scope: resourceGroup
+  params: {
+    storageAccountName: storage.outputs.name
+    archiveContainerName: archiveContainerName
+    ledgerContainerName: ledgerContainerName
+    deploymentContainerName: deploymentContainerName
+    jobsQueueName: jobsQueueName
+    poisonQueueName: poisonQueueName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    hostBlobOwnerOnAccount: hostBlobOwnerOnAccount
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: resourceGroup
+  params: {
+    name: 'func-${resourceToken}'
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    // The application's settings, by DESIGN.md's names (the host's identity-based storage and
+    // telemetry settings are added by the module). No Language key: the app uses its identity.
+    appSettings: {
+      LANGUAGE_ENDPOINT: languageAccess.outputs.endpoint
+      LANGUAGE_API_VERSION: languageApiVersion
+      ARCHIVE_CONTAINER: archiveContainerName
+      JOBS_QUEUE: jobsQueueName
+      POLL_INITIAL_DELAY_SECONDS: pollInitialDelaySeconds
+      POLL_MAX_DELAY_SECONDS: pollMaxDelaySeconds
+      SWEEP_SCHEDULE: sweepSchedule
+      SWEEP_GRACE_SECONDS: sweepGraceSeconds
+    }
+  }
+  // The host starts as soon as the app exists: its storage and queue grants must be in place.
+  dependsOn: [
+    roles
+  ]
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: resourceGroup
+  params: {
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: tags
+    actionGroupName: 'ag-${resourceToken}'
+    alertNamePrefix: 'alert-${resourceToken}'
+    alertEmail: alertEmail
+    jobsQueueName: jobsQueueName
+  }
+}
+
+// azd stores these in the environment (.azure/<env>/.env); docs/deploy.md uses them for local runs.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AzureWebJobsStorage__blobServiceUri string = storage.outputs.blobEndpoint
+output AzureWebJobsStorage__queueServiceUri string = storage.outputs.queueEndpoint
+output LANGUAGE_ENDPOINT string = languageAccess.outputs.endpoint
+output LANGUAGE_API_VERSION string = languageApiVersion
+output ARCHIVE_CONTAINER string = archiveContainerName
+output JOBS_QUEUE string = jobsQueueName
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.applicationInsightsConnectionString
