@@ -23,6 +23,7 @@ import aiohttp
 from .auth import LanguageAuth, LanguageAuthError
 from .jobs import JobPage, MalformedJob, parse_job_page
 from .policy import parse_retry_after
+from .urls import origin
 
 __all__ = [
     "AccessDenied",
@@ -117,7 +118,7 @@ class LanguageClient:
         self._session = session
         self._endpoint = endpoint.rstrip("/")
         parts = urlsplit(self._endpoint)
-        self._origin = (parts.scheme, parts.netloc.lower())
+        self._origin = origin(parts)
         self._api_version = api_version
         self._auth = auth
         self._timeout = timeout or _DEFAULT_TIMEOUT
@@ -166,7 +167,7 @@ class LanguageClient:
             raise UntrustedLink("nextLink is not a valid URL") from None
         if not parts.scheme and not parts.netloc:
             parts = urlsplit(self._endpoint + "/" + link.lstrip("/"))
-        if (parts.scheme, parts.netloc.lower()) != self._origin or parts.username or parts.password:
+        if origin(parts) != self._origin or "@" in parts.netloc:
             raise UntrustedLink(
                 f"nextLink points to {parts.scheme}://{parts.hostname}, not to LANGUAGE_ENDPOINT"
             )

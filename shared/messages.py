@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from .settings import Settings
 from .timefmt import format_time, parse_time
+from .urls import origin
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -155,7 +156,7 @@ def _job_id_from_location(url: str, settings: Settings) -> str:
     if "@" in parts.netloc:
         # Checked first so that the reason (which is logged) never echoes the credentials.
         raise InvalidMessage("invalid-operation-location", "operationLocation carries credentials")
-    if (parts.scheme, parts.netloc.lower()) != settings.endpoint_origin:
+    if origin(parts) != settings.endpoint_origin:
         # Following it would send the credential to another host: never.
         raise InvalidMessage(
             "foreign-operation-location",

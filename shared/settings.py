@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from .urls import Origin, origin
+
 __all__ = [
     "SETTINGS",
     "STORAGE_IDENTITY_SUFFIXES",
@@ -108,10 +110,9 @@ class Settings:
         return f"{self.archive_container}-ledger"
 
     @property
-    def endpoint_origin(self) -> tuple[str, str]:
-        """(scheme, netloc) that every Language URL must match before a credential is sent."""
-        parts = urlsplit(self.language_endpoint)
-        return parts.scheme, parts.netloc.lower()
+    def endpoint_origin(self) -> Origin:
+        """(scheme, host, port) that every Language URL must match before a credential is sent."""
+        return origin(urlsplit(self.language_endpoint))
 
 
 def is_loopback_host(host: str) -> bool:

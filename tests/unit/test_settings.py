@@ -224,10 +224,10 @@ def test_endpoint_that_is_not_an_http_url_is_rejected(value: str) -> None:
     assert "LANGUAGE_ENDPOINT" in settings_error({**BASE, "LANGUAGE_ENDPOINT": value})
 
 
-def test_endpoint_origin_is_scheme_and_lowercase_netloc() -> None:
+def test_endpoint_origin_is_scheme_lowercase_host_and_port() -> None:
     settings = load(LANGUAGE_ENDPOINT="https://MyRes.cognitiveservices.azure.com:8443")
 
-    assert settings.endpoint_origin == ("https", "myres.cognitiveservices.azure.com:8443")
+    assert settings.endpoint_origin == ("https", "myres.cognitiveservices.azure.com", 8443)
 
 
 # --- numbers -------------------------------------------------------------------------------------
