@@ -11,6 +11,9 @@ from .worker import Result, handle_message
 __all__ = ["on_jobs_message", "on_sweep_timer"]
 
 _log = logging.getLogger("archiver")
+# azure-core logs every storage request at INFO; in Functions that would be a trace per request,
+# billed as telemetry and drowning the app's own one-line outcomes.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 async def on_jobs_message(body: bytes, *, dequeue_count: int) -> Result:
