@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -196,10 +196,11 @@ class LanguageClient:
         detail = ""
         for attempt in range(self._retry.attempts):
             try:
-                headers = {"Accept": "application/json", **await self._auth.headers()}
+                credentials = await self._auth.headers()
             except LanguageAuthError as exc:
                 # No usable token is a configuration fault like a 401: keep the job, retry later.
                 raise AccessDenied(str(exc), status=401, retry_after=None) from exc
+            headers = {"Accept": "application/json", **credentials}
             try:
                 async with self._session.request(
                     method, url, headers=headers, timeout=self._timeout, allow_redirects=False
@@ -210,12 +211,12 @@ class LanguageClient:
                         response.headers.get("Retry-After"), now=datetime.now(UTC)
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
-                detail = f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}"
+                detail = _redact(f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}", credentials)
                 retry_after = None
             else:
                 if 200 <= status < 300:
                     return status, body
-                detail = f"HTTP {status} {_error_summary(body)}"
+                detail = f"HTTP {status} {_error_summary(body, credentials)}"
                 if status == 404:
                     raise JobNotFound(detail)
                 if status in (401, 403):
@@ -236,11 +237,22 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _error_summary(body: bytes) -> str:
+def _error_summary(body: bytes, credentials: Mapping[str, str]) -> str:
     """``code: message`` of an ErrorResponse, cut short; never headers (they may carry keys)."""
     try:
         error = json.loads(body).get("error", {})
         text = f"{error.get('code')}: {error.get('message')}"
     except (ValueError, AttributeError):
-        text = body[:200].decode("utf-8", "replace")
-    return text[:300]
+        text = body.decode("utf-8", "replace")
+    # Redacted before it is cut, so that no fragment of a credential survives the cut.
+    return _redact(text, credentials)[:300]
+
+
+def _redact(text: str, credentials: Mapping[str, str]) -> str:
+    """``text`` without the credentials just sent: a gateway or proxy may echo request headers."""
+    for value in credentials.values():
+        # The whole value, then its last word alone ("Bearer <token>" -> "<token>").
+        for secret in (value, value.rsplit(" ", 1)[-1]):
+            if secret.strip():
+                text = text.replace(secret, "<redacted>")
+    return text
