@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,6 +30,7 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
+from local.upstream import submit_job
 from shared.runtime import build_runtime
 from shared.settings import load_settings
 from shared.worker import Outcome, handle_message
@@ -116,37 +118,21 @@ async def throughput(jobs: int, documents: int, concurrency: int) -> None:
 
 
 async def _submit(base_url: str, key: str, jobs: int, documents: int) -> list[str]:
-    body = {
-        "analysisInput": {
-            "documents": [
-                {
-                    "id": str(n),
-                    "text": "Contoso Ltd. shipped to Seattle and the Pacific Northwest on March 15, 2025.",
-                }
-                for n in range(documents)
-            ]
+    text = "Contoso Ltd. shipped to Seattle and the Pacific Northwest on March 15, 2025."
+    tasks: list[dict[str, Any]] = [
+        {"kind": "EntityRecognition", "taskName": "prebuilt"},
+        {
+            "kind": "CustomEntityRecognition",
+            "taskName": "regions",
+            "parameters": {"projectName": "MyProject", "deploymentName": "MyDeployment"},
         },
-        "tasks": [
-            {"kind": "EntityRecognition", "taskName": "prebuilt"},
-            {
-                "kind": "CustomEntityRecognition",
-                "taskName": "regions",
-                "parameters": {"projectName": "MyProject", "deploymentName": "MyDeployment"},
-            },
-        ],
-    }
+    ]
+    docs = [{"id": str(n), "text": text} for n in range(documents)]
     async with aiohttp.ClientSession() as http:
-
-        async def one() -> str:
-            async with http.post(
-                f"{base_url}/language/analyze-text/jobs",
-                params={"api-version": "2024-11-01"},
-                json=body,
-                headers={"Ocp-Apim-Subscription-Key": key},
-            ) as response:
-                return response.headers["operation-location"].split("/jobs/")[1].split("?")[0]
-
-        return list(await asyncio.gather(*(one() for _ in range(jobs))))
+        submitted = await asyncio.gather(
+            *(submit_job(http, base_url, key=key, documents=docs, tasks=tasks) for _ in range(jobs))
+        )
+    return [job.job_id for job in submitted]
 
 
 def main() -> int:

@@ -30,6 +30,7 @@ import function_app
 from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
 from local.runner import QueueRunner
+from local.upstream import enqueue, job_message, submit_job
 from shared.runtime import close_process_runtime
 
 SAMPLES = Path(__file__).with_name("samples") / "demo_jobs.json"
@@ -66,7 +67,7 @@ async def main() -> int:
             print(f"  Language endpoint:     {emulator.base_url}\n")
 
             submitted = await _submit_all(emulator.base_url, key, jobs)
-            await _enqueue(azurite.connection_string, environ["JOBS_QUEUE"], emulator.base_url, submitted)
+            await _enqueue(azurite.connection_string, environ["JOBS_QUEUE"], submitted)
 
             archive = ContainerClient.from_connection_string(
                 azurite.connection_string, environ["ARCHIVE_CONTAINER"]
@@ -95,32 +96,26 @@ async def main() -> int:
 async def _submit_all(
     base_url: str, key: str, jobs: list[dict[str, Any]]
 ) -> list[tuple[str, dict[str, Any]]]:
-    """POST every sample job, as an upstream system would; returns (jobId, sample) pairs."""
+    """Submit every sample job, as an upstream system would; returns (jobId, sample) pairs."""
     submitted = []
     async with aiohttp.ClientSession() as http:
         for job in jobs:
-            body = {
-                "displayName": job["displayName"],
-                "analysisInput": {"documents": job["documents"]},
-                "tasks": job["tasks"],
-            }
-            async with http.post(
-                f"{base_url}/language/analyze-text/jobs",
-                params={"api-version": API_VERSION},
-                json=body,
-                headers={"Ocp-Apim-Subscription-Key": key},
-            ) as response:
-                if response.status != 202:
-                    raise RuntimeError(f"submit failed: HTTP {response.status} {await response.text()}")
-                location = response.headers["operation-location"]
-            job_id = location.split("/jobs/")[1].split("?")[0]
-            submitted.append((job_id, {**job, "operationLocation": location}))
-            print(f"Submitted job {job_id}: {job['displayName']} ({len(job['documents'])} documents)")
+            done = await submit_job(
+                http,
+                base_url,
+                key=key,
+                documents=job["documents"],
+                tasks=job["tasks"],
+                display_name=job["displayName"],
+                api_version=API_VERSION,
+            )
+            submitted.append((done.job_id, {**job, "operationLocation": done.operation_location}))
+            print(f"Submitted job {done.job_id}: {job['displayName']} ({len(job['documents'])} documents)")
     return submitted
 
 
 async def _enqueue(
-    connection_string: str, queue_name: str, base_url: str, submitted: list[tuple[str, dict[str, Any]]]
+    connection_string: str, queue_name: str, submitted: list[tuple[str, dict[str, Any]]]
 ) -> None:
     """One message per job, in each accepted form, plus one that can never succeed."""
     async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
@@ -133,17 +128,14 @@ async def _enqueue(
             elif form == "bare":
                 text = job_id
             else:
-                text = json.dumps(
-                    {
-                        "jobId": job_id,
-                        "displayName": job["displayName"],
-                        **({"correlationId": job["correlationId"]} if "correlationId" in job else {}),
-                        **({"metadata": job["metadata"]} if "metadata" in job else {}),
-                    }
+                text = job_message(
+                    job_id,
+                    displayName=job["displayName"],
+                    correlationId=job.get("correlationId"),
+                    metadata=job.get("metadata"),
                 )
-            await queue.send_message(base64.b64encode(text.encode()).decode())
-        bad = json.dumps({"jobId": "not-a-job-id"})
-        await queue.send_message(base64.b64encode(bad.encode()).decode())
+            await enqueue(queue, text)
+        await enqueue(queue, json.dumps({"jobId": "not-a-job-id"}))
     print(f"Enqueued {len(submitted)} job messages and 1 malformed one on '{queue_name}'.\n")
 
 

@@ -133,7 +133,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             return _DEFAULTS.get(name)
         return value.strip()
 
-    jobs_queue = _queue_name("JOBS_QUEUE", get("JOBS_QUEUE"))
+    jobs_queue = _storage_name("JOBS_QUEUE", get("JOBS_QUEUE"), kind="queue", derived_suffix="-poison")
     initial = _seconds("POLL_INITIAL_DELAY_SECONDS", get("POLL_INITIAL_DELAY_SECONDS"), minimum=0.001)
     maximum = _seconds("POLL_MAX_DELAY_SECONDS", get("POLL_MAX_DELAY_SECONDS"), minimum=0.001)
     if maximum < initial:
@@ -151,7 +151,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         language_api_key=get("LANGUAGE_API_KEY"),
         language_api_version=_api_version(get("LANGUAGE_API_VERSION")),
         storage=_storage(environ),
-        archive_container=_container_name("ARCHIVE_CONTAINER", get("ARCHIVE_CONTAINER")),
+        archive_container=_storage_name(
+            "ARCHIVE_CONTAINER", get("ARCHIVE_CONTAINER"), kind="container", derived_suffix="-ledger"
+        ),
         jobs_queue=jobs_queue,
         poll_initial_delay_seconds=initial,
         poll_max_delay_seconds=maximum,
@@ -197,26 +199,17 @@ def _api_version(value: str | None) -> str:
     return value
 
 
-_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+# Container and queue names share one rule: 3-63 lowercase letters, digits and single hyphens.
+_STORAGE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-def _container_name(name: str, value: str | None) -> str:
+def _storage_name(name: str, value: str | None, *, kind: str, derived_suffix: str) -> str:
+    """A valid container/queue name that still fits once the app derives ``<value><derived_suffix>``."""
     assert value is not None
-    # The ledger container appends "-ledger", so leave room for it.
-    if not _CONTAINER.match(value) or len(value) > 63 - len("-ledger"):
+    longest = 63 - len(derived_suffix)
+    if not _STORAGE_NAME.match(value) or len(value) > longest:
         raise SettingsError(
-            f"{name} {value!r} is not a valid container name: use 3-56 lowercase letters, digits and "
-            "single hyphens"
-        )
-    return value
-
-
-def _queue_name(name: str, value: str | None) -> str:
-    assert value is not None
-    # The poison queue appends "-poison", so leave room for it.
-    if not _CONTAINER.match(value) or len(value) > 63 - len("-poison"):
-        raise SettingsError(
-            f"{name} {value!r} is not a valid queue name: use 3-56 lowercase letters, digits and "
+            f"{name} {value!r} is not a valid {kind} name: use 3-{longest} lowercase letters, digits and "
             "single hyphens"
         )
     return value

@@ -21,6 +21,7 @@ from azure.storage.queue.aio import QueueServiceClient
 import function_app
 from local.azurite import Azurite
 from local.runner import functions_of
+from local.upstream import submit_job
 from shared.runtime import close_process_runtime
 from shared.settings import Settings, load_settings
 from tests.conftest import EMULATOR_KEY
@@ -61,21 +62,16 @@ class Stack:
         *,
         display_name: str | None = "integration test",
     ) -> str:
-        body: dict[str, Any] = {
-            "analysisInput": {"documents": list(docs if docs is not None else documents(2))},
-            "tasks": list(tasks),
-        }
-        if display_name is not None:
-            body["displayName"] = display_name
-        async with self.http.post(
-            f"{self.emulator_url}/language/analyze-text/jobs",
-            params={"api-version": self.settings.language_api_version},
-            json=body,
-            headers={"Ocp-Apim-Subscription-Key": EMULATOR_KEY},
-        ) as response:
-            assert response.status == 202, await response.text()
-            location = response.headers["operation-location"]
-        job_id = location.split("/jobs/")[1].split("?")[0]
+        job = await submit_job(
+            self.http,
+            self.emulator_url,
+            key=EMULATOR_KEY,
+            documents=docs if docs is not None else documents(2),
+            tasks=tasks,
+            display_name=display_name,
+            api_version=self.settings.language_api_version,
+        )
+        job_id = job.job_id
         self.submitted.append(job_id)
         return job_id
 
@@ -174,6 +170,14 @@ def stack_environ(azurite: Azurite, emulator_url: str, **overrides: str) -> dict
     }
     environ.update(overrides)
     return environ
+
+
+@pytest.fixture
+async def slow_jobs(stack: Stack) -> AsyncIterator[None]:
+    """Jobs submitted during the test stay unfinished until the emulator's clock moves on."""
+    await stack.admin("PUT", "timing", {"notStartedSeconds": 3600, "runningSeconds": 0})
+    yield
+    await stack.admin("PUT", "timing", {"notStartedSeconds": 0, "runningSeconds": 0})
 
 
 @pytest.fixture

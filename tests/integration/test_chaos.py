@@ -26,6 +26,7 @@ import function_app
 from local.azurite import Azurite
 from local.emulator import EmulatorConfig, Faults, serve
 from local.runner import QueueRunner
+from local.upstream import enqueue, submit_job
 from shared.language import InPlaceRetry
 from shared.runtime import build_runtime, close_process_runtime, install_process_runtime
 from shared.settings import load_settings
@@ -68,15 +69,10 @@ async def submit(http: aiohttp.ClientSession, base_url: str, documents: int) -> 
         {"id": str(n), "text": f"Doc {n}: a trip to Seattle and the Pacific Northwest on March 15, 2025."}
         for n in range(documents)
     ]
-    body = {"analysisInput": {"documents": docs}, "tasks": list(DEFAULT_TASKS), "displayName": "chaos"}
-    async with http.post(
-        f"{base_url}/language/analyze-text/jobs",
-        params={"api-version": "2024-11-01"},
-        json=body,
-        headers={"Ocp-Apim-Subscription-Key": EMULATOR_KEY},
-    ) as response:
-        assert response.status == 202, await response.text()
-        return response.headers["operation-location"].split("/jobs/")[1].split("?")[0]
+    job = await submit_job(
+        http, base_url, key=EMULATOR_KEY, documents=docs, tasks=DEFAULT_TASKS, display_name="chaos"
+    )
+    return job.job_id
 
 
 async def test_every_job_is_archived_exactly_once_under_faults_and_duplicates(
@@ -112,7 +108,7 @@ async def test_every_job_is_archived_exactly_once_under_faults_and_duplicates(
         messages += BAD_MESSAGES
         rng.shuffle(messages)
         for text in messages:
-            await queue.send_message(base64.b64encode(text.encode()).decode())
+            await enqueue(queue, text)
 
     async with BlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
         archive = blobs.get_container_client(settings.archive_container)

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,14 +21,6 @@ from tests.conftest import EMULATOR_KEY
 from .conftest import Stack, documents
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def slow_jobs(stack: Stack) -> AsyncIterator[None]:
-    """Jobs stay unfinished until the test says otherwise."""
-    await stack.admin("PUT", "timing", {"notStartedSeconds": 3600, "runningSeconds": 0})
-    yield
-    await stack.admin("PUT", "timing", {"notStartedSeconds": 0, "runningSeconds": 0})
 
 
 async def finish_jobs(stack: Stack) -> None:

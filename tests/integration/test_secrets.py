@@ -14,6 +14,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 import function_app
 from local.runner import QueueRunner
+from local.upstream import enqueue
 from shared.runtime import close_process_runtime
 from tests.conftest import EMULATOR_KEY
 
@@ -65,7 +66,7 @@ async def test_a_full_run_with_faults_and_bad_input_never_reveals_the_key(
     await queue.create_queue()
     bad = ["not-a-job", json.dumps({"operationLocation": f"https://evil.example/{EMULATOR_KEY}"})]
     for text in [json.dumps({"jobId": job_id}) for job_id in jobs] + bad:
-        await queue.send_message(base64.b64encode(text.encode()).decode())
+        await enqueue(queue, text)
 
     with caplog.at_level(logging.DEBUG):
         async with QueueRunner(

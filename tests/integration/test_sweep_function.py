@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,13 +42,6 @@ async def put_record(stack: Stack, job_id: str, *, due: datetime) -> None:
 async def record_due(stack: Stack, job_id: str) -> datetime | None:
     data = await stack.blob(f"{job_id}.json", container=stack.settings.ledger_container)
     return None if data is None else parse_time(json.loads(data)["nextPollAt"])
-
-
-@pytest.fixture
-async def slow_jobs(stack: Stack) -> AsyncIterator[None]:
-    await stack.admin("PUT", "timing", {"notStartedSeconds": 3600, "runningSeconds": 0})
-    yield
-    await stack.admin("PUT", "timing", {"notStartedSeconds": 0, "runningSeconds": 0})
 
 
 async def test_overdue_job_whose_message_was_lost_is_redriven(stack: Stack) -> None:
