@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -137,9 +137,9 @@ class LanguageClient:
         """Every page after ``first``, following ``nextLink`` only on the configured endpoint."""
         pages: list[JobPage] = []
         seen: set[str] = set()
-        link = first.next_link
+        link, current = first.next_link, self.job_url(first.job_id)
         while link is not None:
-            url = self._pinned(link, first.job_id)
+            url = current = self._pinned(link, first.job_id, base=current)
             if url in seen or len(pages) >= _MAX_PAGES:
                 raise UnusableResponse("nextLink repeats itself; the pages never end")
             seen.add(url)
@@ -158,15 +158,14 @@ class LanguageClient:
             return False
         return status == 202
 
-    def _pinned(self, link: str, job_id: str) -> str:
-        """The absolute URL of ``link`` if it stays on our endpoint and job, else ``UntrustedLink``."""
+    def _pinned(self, link: str, job_id: str, *, base: str) -> str:
+        """The absolute URL of ``link`` (relative ones resolve against the page it came from, as
+        URLs do) if it stays on our endpoint and job, else ``UntrustedLink``."""
         try:
-            parts = urlsplit(link)
+            parts = urlsplit(urljoin(base, link))
             parts.port  # noqa: B018 - raises ValueError on a malformed port
         except ValueError:
             raise UntrustedLink("nextLink is not a valid URL") from None
-        if not parts.scheme and not parts.netloc:
-            parts = urlsplit(self._endpoint + "/" + link.lstrip("/"))
         if origin(parts) != self._origin or "@" in parts.netloc:
             raise UntrustedLink(
                 f"nextLink points to {parts.scheme}://{parts.hostname}, not to LANGUAGE_ENDPOINT"

@@ -267,11 +267,12 @@ def _storage(environ: Mapping[str, str]) -> StorageSettings:
             f"{STORAGE_SETTING}__blobServiceUri and {STORAGE_SETTING}__queueServiceUri for a managed identity"
         )
     for suffix, uri in (("blobServiceUri", blob), ("queueServiceUri", queue)):
-        parts = urlsplit(uri)
-        if parts.scheme != "https" and not (
-            parts.scheme == "http" and is_loopback_host(parts.hostname or "")
-        ):
-            raise SettingsError(f"{STORAGE_SETTING}__{suffix} must be an https URL, got {uri!r}")
+        # No loopback exception here: the storage SDK refuses a token credential over plain http.
+        if urlsplit(uri).scheme != "https":
+            raise SettingsError(
+                f"{STORAGE_SETTING}__{suffix} must be an https URL (tokens are only sent over https), "
+                f"got {uri!r}; for Azurite use a connection string"
+            )
     credential = part("credential")
     if credential is not None and credential.lower() != "managedidentity":
         raise SettingsError(

@@ -430,10 +430,10 @@ async def test_next_link_tricks_are_untrusted_and_never_requested(
     "relative",
     [
         pytest.param(f"{job_path()}?top=2&skip=2&api-version={API_VERSION}", id="absolute-path"),
-        pytest.param(f"{job_path().lstrip('/')}?top=2&skip=2&api-version={API_VERSION}", id="relative-path"),
+        pytest.param(f"?top=2&skip=2&api-version={API_VERSION}", id="query-only"),
     ],
 )
-async def test_relative_next_link_is_resolved_against_the_endpoint(
+async def test_relative_next_link_is_resolved_against_the_page_it_came_from(
     relative: str, local_server: StartServer, make_client: MakeClient
 ) -> None:
     server = await local_server(two_pages(relative))
@@ -447,6 +447,20 @@ async def test_relative_next_link_is_resolved_against_the_endpoint(
     ]
     [item] = merge_task_items([first, *rest])
     assert [doc["id"] for doc in item["results"]["documents"]] == ["1", "2", "3", "4"]
+
+
+async def test_path_relative_next_link_resolving_to_another_resource_is_not_followed(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    # RFC 3986: "language/..." without a leading slash resolves under the page's own directory.
+    server = await local_server(two_pages(f"{job_path().lstrip('/')}?top=2&skip=2&api-version={API_VERSION}"))
+    client = make_client(server.url)
+    first = await client.get_job(JOB_ID)
+
+    with pytest.raises(UntrustedLink):
+        await client.get_remaining_pages(first)
+
+    assert len(server.seen) == 1
 
 
 async def test_api_version_is_appended_when_the_next_link_lacks_it(

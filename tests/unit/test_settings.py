@@ -439,15 +439,15 @@ def test_identity_service_uri_over_plain_http_is_rejected_naming_it(suffix: str)
     assert f"AzureWebJobsStorage__{suffix}" in settings_error(env)
 
 
-def test_identity_service_uris_over_http_are_allowed_on_loopback() -> None:
-    storage = load_without(
-        "AzureWebJobsStorage",
-        AzureWebJobsStorage__blobServiceUri="http://127.0.0.1:10000/devstoreaccount1",
-        AzureWebJobsStorage__queueServiceUri="http://127.0.0.1:10001/devstoreaccount1",
-    ).storage
+def test_identity_service_uris_over_http_are_rejected_even_on_loopback() -> None:
+    # The storage SDK refuses a token credential over http, so such a setup could never work.
+    env = {
+        "LANGUAGE_ENDPOINT": "https://myres.cognitiveservices.azure.com",
+        "AzureWebJobsStorage__blobServiceUri": "http://127.0.0.1:10000/devstoreaccount1",
+        "AzureWebJobsStorage__queueServiceUri": "https://127.0.0.1:10001/devstoreaccount1",
+    }
 
-    assert storage.blob_service_uri == "http://127.0.0.1:10000/devstoreaccount1"
-    assert storage.queue_service_uri == "http://127.0.0.1:10001/devstoreaccount1"
+    assert "AzureWebJobsStorage__blobServiceUri" in settings_error(env)
 
 
 def test_connection_string_wins_over_identity_based_settings() -> None:
