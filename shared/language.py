@@ -46,6 +46,9 @@ _JOBS_PATH: Final = "/language/analyze-text/jobs/"
 class LanguageError(Exception):
     """A call to the Language service did not give a usable answer."""
 
+    #: Seconds the service asked us to wait (``Retry-After``), when it said so.
+    retry_after: float | None = None
+
 
 class JobNotFound(LanguageError):
     """404: the job never existed here, or was purged after its expiry."""

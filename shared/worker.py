@@ -44,6 +44,29 @@ NOT_FOUND_GRACE: Final = timedelta(seconds=60)
 MAX_UNUSABLE: Final = 5
 
 
+#: Faults that keep the job: how loudly to say so, what an operator should check, how to wait.
+_KEPT_ON: Final[dict[type[LanguageError], tuple[int, str, str, WaitReason]]] = {
+    AccessDenied: (
+        logging.ERROR,
+        "refused access",
+        "check LANGUAGE_API_KEY, or the managed identity (AZURE_CLIENT_ID) and its Language role",
+        WaitReason.CONFIG_FAULT,
+    ),
+    RequestRejected: (
+        logging.ERROR,
+        "rejected the request",
+        "check LANGUAGE_ENDPOINT and LANGUAGE_API_VERSION",
+        WaitReason.CONFIG_FAULT,
+    ),
+    TransientFailure: (
+        logging.WARNING,
+        "is unavailable",
+        "if this persists, check LANGUAGE_ENDPOINT and the network",
+        WaitReason.TRANSIENT,
+    ),
+}
+
+
 class Outcome(Enum):
     ARCHIVED = "archived"
     ALREADY_ARCHIVED = "already-archived"
@@ -125,30 +148,17 @@ class _JobPoll:
             return await self._finish(
                 message, "notFound", [_error("NotFound", f"the service has no such job: {exc}")]
             )
-        if isinstance(exc, AccessDenied):
-            _log.error(
-                "Language service refused access to job %s (%s): check LANGUAGE_API_KEY, or the managed "
-                "identity (AZURE_CLIENT_ID) and its Language role; the job is kept and retried",
-                self._job_id,
-                exc,
-            )
-            return await self._wait(message, WaitReason.CONFIG_FAULT, retry_after=exc.retry_after, cause=exc)
-        if isinstance(exc, RequestRejected):
-            _log.error(
-                "Language service rejected the request for job %s (%s): check LANGUAGE_ENDPOINT and "
-                "LANGUAGE_API_VERSION; the job is kept and retried",
-                self._job_id,
-                exc,
-            )
-            return await self._wait(message, WaitReason.CONFIG_FAULT, retry_after=None, cause=exc)
-        if isinstance(exc, TransientFailure):
-            _log.warning(
-                "Language service unavailable for job %s (%s): will poll again later; if this persists "
-                "check LANGUAGE_ENDPOINT and the network",
-                self._job_id,
-                exc,
-            )
-            return await self._wait(message, WaitReason.TRANSIENT, retry_after=exc.retry_after, cause=exc)
+        for kind, (level, what, hint, reason) in _KEPT_ON.items():
+            if isinstance(exc, kind):
+                _log.log(
+                    level,
+                    "Language service %s for job %s (%s): %s; the job is kept and polled again",
+                    what,
+                    self._job_id,
+                    exc,
+                    hint,
+                )
+                return await self._wait(message, reason, retry_after=exc.retry_after, cause=exc)
         if isinstance(exc, UntrustedLink):
             return await self._finish(message, "rejected", [_error("UntrustedLink", str(exc))])
         assert isinstance(exc, UnusableResponse)
