@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.functions.timer import TimerRequest
 
 from shared.messages import JobMessage
@@ -119,3 +122,30 @@ async def test_sweep_redrives_every_overdue_job_and_reports_them(stack: Stack) -
     assert report.scanned == 12
     assert sorted(report.job_ids) == sorted(job_ids)
     assert await stack.queue_length(stack.settings.jobs_queue) == 12
+
+
+async def test_archive_that_failed_on_redelivery_is_finished_through_the_ledger_and_sweep(
+    stack: Stack,
+) -> None:
+    job_id = await stack.submit()
+    container = stack.blobs.get_container_client(stack.settings.archive_container)
+    await container.create_container()
+    torn = container.get_blob_client(f"{job_id}/tasks/00-EntityRecognitionLROResults.json")
+    await torn.upload_blob(b'{"half": ')
+    lease = await torn.acquire_lease(lease_duration=-1)  # a real storage fault: the blob is locked
+
+    with pytest.raises(HttpResponseError):
+        await stack.deliver({"jobId": job_id}, dequeue_count=2)  # the host retries, then poisons it
+
+    assert await stack.ledger_names() == [f"{job_id}.json"]  # recorded before the fault
+    await lease.break_lease(lease_break_period=0)
+    await asyncio.sleep(stack.settings.sweep_grace_seconds + 0.2)  # the record becomes overdue
+    await fire_sweep()
+    text, dequeue_count = await stack.next_job_message(wait=2)
+    await stack.deliver(text, dequeue_count=dequeue_count)
+
+    manifest = await stack.manifest(job_id)
+    assert manifest is not None
+    data = await stack.blob(manifest["tasks"][0]["blob"]) or b""
+    assert hashlib.sha256(data).hexdigest() == manifest["tasks"][0]["sha256"]
+    assert await stack.ledger_names() == []
