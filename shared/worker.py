@@ -215,14 +215,25 @@ class _JobPoll:
     async def _give_up(
         self, message: JobMessage, decision: GiveUp, *, page: JobPage | None, cause: Exception | None
     ) -> Result:
-        """The job's results are about to be purged: ask the service to stop, keep what is done."""
-        await self._rt.language.cancel(self._job_id)
-        errors = [_error("TimedOut", decision.reason)]
+        """The job's results are about to be purged, or already are: keep what is done.
+
+        At the expiry margin the job ends ``timedOut`` and the service is asked to stop it; a job
+        the app had seen that is already past its expirationDateTime ends ``expired``.
+        """
+        expires = page.expires if page is not None and page.expires else message.expires_at
+        if message.seen_at is not None and expires is not None and self._now >= expires:
+            status, errors = (
+                "expired",
+                [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
+            )
+        else:
+            await self._rt.language.cancel(self._job_id)
+            status, errors = "timedOut", [_error("TimedOut", decision.reason)]
         if cause is not None:
             errors.append(_error(type(cause).__name__, str(cause)))
         if page is None:
-            return await self._finish(message, "timedOut", errors)
-        return await self._archive(message, page, status="timedOut", errors=errors)
+            return await self._finish(message, status, errors)
+        return await self._archive(message, page, status=status, errors=errors)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
         upcoming = message.evolve(attempt=message.attempt + 1)

@@ -7,16 +7,17 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from local.emulator import EmulatorConfig, serve
-from shared.runtime import close_process_runtime
+from shared.runtime import build_runtime, close_process_runtime
 from shared.settings import load_settings
 from shared.timefmt import parse_time
+from shared.worker import handle_message
 from tests.conftest import EMULATOR_KEY
 
 from .conftest import Stack
@@ -204,3 +205,22 @@ async def test_job_unfinished_at_its_expiry_margin_is_cancelled_and_ends_timed_o
     assert manifest["errors"][0]["code"] == "TimedOut"
     assert cancels >= 1
     assert await stack.ledger_names() == []
+
+
+@pytest.mark.usefixtures("slow_jobs")
+async def test_job_seen_past_its_expiration_ends_expired_without_a_cancel(stack: Stack) -> None:
+    job_id = await stack.submit()
+    a_day_later = datetime.now(UTC) + timedelta(hours=25)
+    runtime = await build_runtime(stack.settings, clock=lambda: a_day_later)
+    try:
+        result = await handle_message(
+            json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime
+        )
+    finally:
+        await runtime.aclose()
+
+    assert result.status == "expired"
+    manifest = await stack.manifest(job_id)
+    assert manifest is not None
+    assert manifest["errors"][0]["code"] == "Expired"
+    assert (await stack.requests_for(job_id)).get("CANCEL", 0) == 0
