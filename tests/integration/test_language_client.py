@@ -10,7 +10,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import formatdate
 from typing import Any
@@ -18,8 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from azure.core.credentials import AccessToken
-from multidict import CIMultiDict
 
 from shared.auth import ApiKeyAuth, EntraTokenAuth, LanguageAuth, LanguageAuthError
 from shared.jobs import merge_task_items
@@ -35,6 +32,7 @@ from shared.language import (
     UnusableResponse,
 )
 from tests.conftest import EMULATOR_KEY
+from tests.support import FakeCredential, LocalServers, Responder, StartServer
 
 from .conftest import Stack, documents
 
@@ -62,58 +60,10 @@ class Sleeps:
         self.calls.append(seconds)
 
 
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    headers: CIMultiDict[str]
-
-
-Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class LocalServer:
-    """A tiny HTTP server on a free loopback port; it records every request it receives."""
-
-    url: str
-    seen: list[Seen] = field(default_factory=list)
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-
-StartServer = Callable[[Responder], Awaitable[LocalServer]]
-
-
 @pytest.fixture
 async def local_server() -> AsyncIterator[StartServer]:
-    runners: list[web.AppRunner] = []
-
-    async def start(respond: Responder) -> LocalServer:
-        server = LocalServer(url="")
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            server.seen.append(
-                Seen(request.method, request.path, list(request.query.items()), CIMultiDict(request.headers))
-            )
-            return await respond(request)
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        return server
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    async with LocalServers() as servers:
+        yield servers.start
 
 
 def answer(status: int = 200, body: Any = None, *, headers: Mapping[str, str] | None = None) -> Responder:
@@ -234,25 +184,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class StaticTokenCredential:
-    """An azure-core async credential stand-in that hands out one fixed token."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> StaticTokenCredential:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        return None
 
 
 class FailingAuth:
@@ -875,7 +806,7 @@ async def test_error_messages_never_contain_the_bearer_token(
 ) -> None:
     token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-token-payload"
     server = await local_server(echo_headers(status))
-    auth = EntraTokenAuth(credential=StaticTokenCredential(token))
+    auth = EntraTokenAuth(credential=FakeCredential(token=token))
 
     with pytest.raises(error) as raised:
         await make_client(server.url, auth=auth, attempts=2).get_job(JOB_ID)

@@ -19,6 +19,7 @@ from shared.settings import load_settings
 from shared.timefmt import parse_time
 from shared.worker import handle_message
 from tests.conftest import EMULATOR_KEY
+from tests.support import serve_local
 
 from .conftest import Stack
 
@@ -127,20 +128,11 @@ async def test_next_link_off_the_endpoint_is_never_followed(stack: Stack) -> Non
         hits.append(request.path)
         return web.json_response({})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", trap)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
+    async with serve_local(trap) as trap_url:
         job_id = await stack.submit([{"id": str(n), "text": "Seattle"} for n in range(25)])
-        await stack.admin("POST", f"jobs/{job_id}/overrides", {"nextLinkBase": f"http://127.0.0.1:{port}"})
+        await stack.admin("POST", f"jobs/{job_id}/overrides", {"nextLinkBase": trap_url})
 
         await stack.deliver({"jobId": job_id})
-    finally:
-        await runner.cleanup()
 
     assert hits == []
     manifest = await stack.manifest(job_id)

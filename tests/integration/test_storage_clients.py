@@ -14,17 +14,14 @@ import base64
 import datetime as dt
 import ipaddress
 import ssl
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import BlobServiceClient
@@ -33,12 +30,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from multidict import CIMultiDict
 from yarl import URL
 
 from local.azurite import Azurite
 from shared.settings import StorageSettings
 from shared.storage import StorageClients, open_storage
+from tests.support import FakeCredential, LocalServers, RecordingServer
 
 pytestmark = pytest.mark.integration
 
@@ -68,34 +65,6 @@ class RequestLog:
 
     def hosts(self) -> set[str]:
         return {host for _, host, _ in self.requests}
-
-
-class RecordingCredential:
-    """An ``AsyncTokenCredential`` stand-in: hands out a fixed token and records every call."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-        self.closed = 0
-
-    async def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken(TOKEN, int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        self.closed += 1
-
-    async def __aenter__(self) -> RecordingCredential:
-        return self
-
-    async def __aexit__(self, *args: object) -> None:
-        return None
 
 
 def host_of(endpoint: str) -> str:
@@ -175,43 +144,24 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
     return paths
 
 
-@dataclass
-class StorageStandIn:
-    """An HTTPS server on a free loopback port that records requests and answers 404 (not found)."""
-
-    url: str
-    seen: list[tuple[str, str, CIMultiDict[str]]] = field(default_factory=list)
+StartStandIn = Callable[[], Awaitable[RecordingServer]]
 
 
-StartStandIn = Callable[[], Awaitable[StorageStandIn]]
+async def not_found(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=404, headers={"x-ms-error-code": "ResourceNotFound"})
 
 
 @pytest.fixture
 async def stand_in(certificate: Certificate) -> AsyncIterator[StartStandIn]:
-    runners: list[web.AppRunner] = []
+    """Starts HTTPS servers on free loopback ports that record requests and answer 404 (not found)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate.cert, certificate.key)
+    async with LocalServers(ssl_context=context) as servers:
 
-    async def start() -> StorageStandIn:
-        server = StorageStandIn(url="")
+        async def start() -> RecordingServer:
+            return await servers.start(not_found, path="/devstoreaccount1")
 
-        async def handle(request: web.Request) -> web.StreamResponse:
-            server.seen.append((request.method, request.path, CIMultiDict(request.headers)))
-            return web.Response(status=404, headers={"x-ms-error-code": "ResourceNotFound"})
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        server.url = f"https://127.0.0.1:{runner.addresses[0][1]}/devstoreaccount1"
-        return server
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+        yield start
 
 
 @pytest.fixture
@@ -322,7 +272,7 @@ async def test_both_clients_use_the_given_session_without_owning_it(
 async def test_identity_settings_point_the_clients_at_the_service_uris_with_the_given_credential(
     session: aiohttp.ClientSession,
 ) -> None:
-    credential = RecordingCredential()
+    credential = FakeCredential(token=TOKEN)
     settings = identity_settings(
         "https://contoso.blob.core.windows.net", "https://contoso.queue.core.windows.net"
     )
@@ -345,7 +295,7 @@ async def test_identity_blob_requests_carry_a_bearer_token_for_the_storage_scope
     stand_in: StartStandIn, tls_session: aiohttp.ClientSession
 ) -> None:
     blobs, queues = await stand_in(), await stand_in()
-    credential = RecordingCredential()
+    credential = FakeCredential(token=TOKEN)
     clients = open_storage(
         identity_settings(blobs.url, queues.url), session=tls_session, credential=credential
     )
@@ -355,9 +305,9 @@ async def test_identity_blob_requests_carry_a_bearer_token_for_the_storage_scope
     finally:
         await clients.close()
 
-    [(method, path, headers)] = blobs.seen
-    assert (method, path) == ("HEAD", "/devstoreaccount1/archive/job/manifest.json")
-    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    [request] = blobs.seen
+    assert (request.method, request.path) == ("HEAD", "/devstoreaccount1/archive/job/manifest.json")
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert credential.scopes == [(STORAGE_SCOPE,)]
     assert queues.seen == []
 
@@ -366,7 +316,7 @@ async def test_identity_queue_requests_carry_a_bearer_token_for_the_storage_scop
     stand_in: StartStandIn, tls_session: aiohttp.ClientSession
 ) -> None:
     blobs, queues = await stand_in(), await stand_in()
-    credential = RecordingCredential()
+    credential = FakeCredential(token=TOKEN)
     clients = open_storage(
         identity_settings(blobs.url, queues.url), session=tls_session, credential=credential
     )
@@ -376,9 +326,9 @@ async def test_identity_queue_requests_carry_a_bearer_token_for_the_storage_scop
     finally:
         await clients.close()
 
-    [(method, path, headers)] = queues.seen
-    assert (method, path) == ("GET", "/devstoreaccount1/jobs")
-    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    [request] = queues.seen
+    assert (request.method, request.path) == ("GET", "/devstoreaccount1/jobs")
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert credential.scopes == [(STORAGE_SCOPE,)]
     assert blobs.seen == []
 
@@ -387,7 +337,7 @@ async def test_identity_clients_share_the_given_session_and_leave_session_and_cr
     stand_in: StartStandIn, tls_session: aiohttp.ClientSession, log: RequestLog
 ) -> None:
     blobs, queues = await stand_in(), await stand_in()
-    credential = RecordingCredential()
+    credential = FakeCredential(token=TOKEN)
     clients = open_storage(
         identity_settings(blobs.url, queues.url), session=tls_session, credential=credential
     )
@@ -406,7 +356,7 @@ async def test_identity_clients_share_the_given_session_and_leave_session_and_cr
 async def test_identity_storage_over_plain_http_is_refused_before_any_token_is_asked(
     session: aiohttp.ClientSession,
 ) -> None:
-    credential = RecordingCredential()
+    credential = FakeCredential(token=TOKEN)
     settings = identity_settings(
         "http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10001/devstoreaccount1"
     )

@@ -15,11 +15,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
-from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
+from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
 from shared.auth import (
     LANGUAGE_SCOPE,
@@ -32,6 +31,7 @@ from shared.auth import (
     storage_credential,
 )
 from shared.settings import Settings, load_settings
+from tests.support import FakeCredential, serve_local
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_730_462_400.0  # 2024-11-01T12:00:00Z
@@ -50,47 +50,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class FakeCredential:
-    """An ``AsyncTokenCredential``: counts calls, issues ``token-<n>`` valid for ``lifetime`` s.
-
-    ``fail`` makes the next calls raise it; ``gate`` holds every call until it is set.
-    """
-
-    def __init__(self, clock: Clock, *, lifetime: float = HOUR) -> None:
-        self.clock = clock
-        self.lifetime = lifetime
-        self.calls = 0
-        self.scopes: list[tuple[str, ...]] = []
-        self.fail: Exception | None = None
-        self.gate: asyncio.Event | None = None
-        self.closed = False
-
-    async def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        self.calls += 1
-        self.scopes.append(scopes)
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail is not None:
-            raise self.fail
-        return AccessToken(f"token-{self.calls}", int(self.clock() + self.lifetime))
-
-    async def close(self) -> None:
-        self.closed = True
-
-    async def __aenter__(self) -> FakeCredential:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 class FakeInfoCredential(FakeCredential):
@@ -482,17 +441,10 @@ async def identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Id
     endpoint = IdentityEndpoint()
     app = web.Application()
     app.router.add_get("/msi/token", endpoint.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://{host}:{port}/msi/token")
-    monkeypatch.setenv("IDENTITY_HEADER", endpoint.secret)
-    try:
+    async with serve_local(app) as url:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", endpoint.secret)
         yield endpoint
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.usefixtures("outside_azure", "no_proxy", "process_credentials")
