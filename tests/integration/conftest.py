@@ -7,7 +7,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,21 @@ def stack_environ(azurite: Azurite, emulator_url: str, **overrides: str) -> dict
     }
     environ.update(overrides)
     return environ
+
+
+SetFaults = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+async def faults(stack: Stack) -> AsyncIterator[SetFaults]:
+    """Set emulator faults for one test; all are cleared afterwards (the emulator is shared, and
+    its fault settings are replaced as a whole)."""
+
+    async def set_faults(**values: Any) -> None:
+        await stack.admin("PUT", "faults", values)
+
+    yield set_faults
+    await stack.admin("PUT", "faults", {})
 
 
 @pytest.fixture

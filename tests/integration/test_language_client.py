@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from email.utils import formatdate
 from typing import Any
@@ -34,7 +34,7 @@ from shared.language import (
 from tests.conftest import EMULATOR_KEY
 from tests.support import FakeCredential, LocalServers, Responder, StartServer
 
-from .conftest import Stack, documents
+from .conftest import SetFaults, Stack, documents
 
 pytestmark = pytest.mark.integration
 
@@ -160,20 +160,6 @@ def make_client(http: aiohttp.ClientSession, sleeps: Sleeps) -> MakeClient:
         )
 
     return make
-
-
-SetFaults = Callable[..., Awaitable[None]]
-
-
-@pytest.fixture
-async def faults(stack: Stack) -> AsyncIterator[SetFaults]:
-    """Emulator faults for one test; every fault is cleared afterwards (the emulator is shared)."""
-
-    async def set_faults(**values: Any) -> None:
-        await stack.admin("PUT", "faults", values)
-
-    yield set_faults
-    await stack.admin("PUT", "faults", {})
 
 
 def job_path(job_id: str = JOB_ID) -> str:

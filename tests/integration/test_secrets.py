@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -18,7 +17,7 @@ from local.upstream import enqueue
 from shared.runtime import close_process_runtime
 from tests.conftest import EMULATOR_KEY
 
-from .conftest import Stack, documents
+from .conftest import SetFaults, Stack, documents
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +25,8 @@ WRONG_KEY = "wrong-key-fedcba9876543210-must-not-leak"
 
 
 @pytest.fixture
-async def flaky_service(stack: Stack) -> AsyncIterator[None]:
-    await stack.admin(
-        "PUT", "faults", {"rate_5xx": 0.3, "rate_429": 0.2, "retry_after_seconds": 1, "rate_reset": 0.1}
-    )
-    yield
-    await stack.admin("PUT", "faults", {"rate_5xx": 0, "rate_429": 0, "rate_reset": 0})
+async def flaky_service(faults: SetFaults) -> None:
+    await faults(rate_5xx=0.3, rate_429=0.2, retry_after_seconds=1, rate_reset=0.1)
 
 
 def everything_logged(records: list[logging.LogRecord]) -> str:

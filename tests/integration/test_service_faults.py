@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,22 +20,9 @@ from shared.worker import handle_message
 from tests.conftest import EMULATOR_KEY
 from tests.support import serve_local
 
-from .conftest import Stack
+from .conftest import SetFaults, Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def faults(stack: Stack) -> AsyncIterator[Any]:
-    """Set emulator faults for one test; they are cleared afterwards."""
-
-    async def set_faults(**values: Any) -> None:
-        await stack.admin("PUT", "faults", values)
-
-    yield set_faults
-    await stack.admin(
-        "PUT", "faults", {"rate_429": 0, "rate_5xx": 0, "rate_reset": 0, "rate_slow": 0, "rate_malformed": 0}
-    )
 
 
 async def ledger_record(stack: Stack, job_id: str) -> dict[str, Any]:
@@ -52,7 +38,7 @@ def seconds_until(record: dict[str, Any]) -> float:
     return (due - datetime.now(UTC)).total_seconds()
 
 
-async def test_server_errors_are_retried_in_place_then_rescheduled(stack: Stack, faults: Any) -> None:
+async def test_server_errors_are_retried_in_place_then_rescheduled(stack: Stack, faults: SetFaults) -> None:
     job_id = await stack.submit()
     await faults(rate_5xx=1.0)
 
@@ -64,7 +50,7 @@ async def test_server_errors_are_retried_in_place_then_rescheduled(stack: Stack,
 
 
 async def test_job_rescheduled_after_server_errors_is_archived_once_they_stop(
-    stack: Stack, faults: Any
+    stack: Stack, faults: SetFaults
 ) -> None:
     job_id = await stack.submit()
     await faults(rate_5xx=1.0)
@@ -77,7 +63,9 @@ async def test_job_rescheduled_after_server_errors_is_archived_once_they_stop(
     assert (await stack.manifest(job_id) or {}).get("status") == "succeeded"
 
 
-async def test_long_retry_after_is_not_slept_on_but_floors_the_next_poll(stack: Stack, faults: Any) -> None:
+async def test_long_retry_after_is_not_slept_on_but_floors_the_next_poll(
+    stack: Stack, faults: SetFaults
+) -> None:
     job_id = await stack.submit()
     await faults(rate_429=1.0, retry_after_seconds=3600)
 
@@ -88,7 +76,7 @@ async def test_long_retry_after_is_not_slept_on_but_floors_the_next_poll(stack: 
     assert 0 < seconds_until(await ledger_record(stack, job_id)) <= 2.5
 
 
-async def test_connection_resets_are_transient(stack: Stack, faults: Any) -> None:
+async def test_connection_resets_are_transient(stack: Stack, faults: SetFaults) -> None:
     job_id = await stack.submit()
     await faults(rate_reset=1.0)
 
@@ -98,7 +86,7 @@ async def test_connection_resets_are_transient(stack: Stack, faults: Any) -> Non
     assert await stack.queue_length(stack.settings.jobs_queue) == 1
 
 
-async def test_malformed_body_is_retried_and_then_rescheduled(stack: Stack, faults: Any) -> None:
+async def test_malformed_body_is_retried_and_then_rescheduled(stack: Stack, faults: SetFaults) -> None:
     job_id = await stack.submit()
     await faults(rate_malformed=1.0)
 
