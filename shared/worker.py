@@ -238,10 +238,14 @@ class _JobPoll:
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
         upcoming = message.evolve(attempt=message.attempt + 1)
         ledger = self._rt.ledger
-        if message.ledger_etag is None:
-            etag = await ledger.create(upcoming, next_poll_at=decision.not_before)
-        else:
+        etag = None
+        if message.ledger_etag is not None:
             etag = await ledger.replace(upcoming, next_poll_at=decision.not_before, etag=message.ledger_etag)
+        if etag is None:
+            # No record yet, or this copy's ETag is not the record's: whoever creates the record
+            # owns the job. (An ETag naming no record at all, e.g. a hand-made message, must not
+            # drop the job: the create below then succeeds.)
+            etag = await ledger.create(upcoming, next_poll_at=decision.not_before)
         if etag is None:
             # Another message (a duplicate delivery, or the sweep's re-drive) moved the job on
             # since this one was written: it owns the next poll; this copy stops here.

@@ -470,3 +470,13 @@ async def test_job_timestamp_is_read_in_either_spelling(
     assert manifest["lastUpdatedDateTime"] is not None
     assert manifest["createdDateTime"] is not None
     assert manifest["expirationDateTime"] is not None
+
+
+@pytest.mark.usefixtures("slow_jobs")
+async def test_message_naming_a_ledger_record_that_does_not_exist_still_keeps_the_job(stack: Stack) -> None:
+    job_id = await stack.submit()
+
+    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 2, "ledgerEtag": '"0x8DEADBEEF"'}})
+
+    assert await stack.ledger_names() == [f"{job_id}.json"]
+    assert await stack.queue_length(stack.settings.jobs_queue) == 1
