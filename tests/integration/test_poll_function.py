@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from local.emulator import EmulatorConfig, serve
-from shared.runtime import close_process_runtime
+from shared.runtime import close_process_runtime, process_runtime
 from shared.settings import SettingsError
 from tests.conftest import EMULATOR_KEY
 
@@ -480,3 +480,14 @@ async def test_message_naming_a_ledger_record_that_does_not_exist_still_keeps_th
 
     assert await stack.ledger_names() == [f"{job_id}.json"]
     assert await stack.queue_length(stack.settings.jobs_queue) == 1
+
+
+async def test_invocations_share_one_runtime_and_one_http_session(stack: Stack) -> None:
+    await stack.deliver({"jobId": await stack.submit()})
+    runtime = await process_runtime()
+    session = await runtime._session.get()
+
+    await stack.deliver({"jobId": await stack.submit()})
+
+    assert await process_runtime() is runtime
+    assert await runtime._session.get() is session
