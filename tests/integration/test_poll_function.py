@@ -22,6 +22,13 @@ from .conftest import Stack, documents
 
 pytestmark = pytest.mark.integration
 
+#: A custom NER task whose project the service does not know: the task fails.
+UNKNOWN_PROJECT_TASK = {
+    "kind": "CustomEntityRecognition",
+    "taskName": "unknown project",
+    "parameters": {"projectName": "NoSuchProject", "deploymentName": "nope"},
+}
+
 
 async def finish_jobs(stack: Stack) -> None:
     """Let an hour pass on the emulator's clock: the slow jobs end."""
@@ -204,15 +211,7 @@ async def test_second_copy_of_a_pending_job_message_is_superseded(stack: Stack) 
 
 
 async def test_failed_job_gets_a_manifest_with_the_services_errors(stack: Stack) -> None:
-    job_id = await stack.submit(
-        tasks=[
-            {
-                "kind": "CustomEntityRecognition",
-                "taskName": "unknown project",
-                "parameters": {"projectName": "NoSuchProject", "deploymentName": "nope"},
-            }
-        ]
-    )
+    job_id = await stack.submit(tasks=[UNKNOWN_PROJECT_TASK])
 
     await stack.deliver({"jobId": job_id})
 
@@ -226,14 +225,7 @@ async def test_failed_job_gets_a_manifest_with_the_services_errors(stack: Stack)
 
 async def test_partially_completed_job_archives_every_task(stack: Stack) -> None:
     job_id = await stack.submit(
-        tasks=[
-            {"kind": "EntityRecognition", "taskName": "prebuilt"},
-            {
-                "kind": "CustomEntityRecognition",
-                "taskName": "unknown project",
-                "parameters": {"projectName": "NoSuchProject", "deploymentName": "nope"},
-            },
-        ]
+        tasks=[{"kind": "EntityRecognition", "taskName": "prebuilt"}, UNKNOWN_PROJECT_TASK]
     )
 
     await stack.deliver({"jobId": job_id})
