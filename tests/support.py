@@ -159,3 +159,30 @@ class FakeCredential:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+# -- a managed identity token endpoint ---------------------------------------------------------
+
+
+@dataclass
+class IdentityEndpoint:
+    """The App Service managed identity protocol (api-version 2019-08-01), on 127.0.0.1."""
+
+    secret: str = "local-identity-header"
+    token: str = "eyJ0eXAiOiJKV1QiLCJ-local-access-token"
+    hits: list[dict[str, str]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-IDENTITY-HEADER") != self.secret:
+            return web.json_response({"error": "missing or wrong X-IDENTITY-HEADER"}, status=401)
+        if request.query.get("api-version") != "2019-08-01" or "resource" not in request.query:
+            return web.json_response({"error": "bad request"}, status=400)
+        self.hits.append(dict(request.query))
+        return web.json_response(
+            {
+                "access_token": self.token,
+                "expires_on": str(int(time.time() + 3600)),
+                "resource": request.query["resource"],
+                "token_type": "Bearer",
+            }
+        )

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ from shared.auth import (
     storage_credential,
 )
 from shared.settings import Settings, load_settings
-from tests.support import FakeCredential, serve_local
+from tests.support import FakeCredential, IdentityEndpoint, serve_local
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_730_462_400.0  # 2024-11-01T12:00:00Z
@@ -403,30 +402,6 @@ async def test_close_credentials_closes_and_forgets_them() -> None:
 
 
 # --- end to end: a real ManagedIdentityCredential against a local token endpoint ------------------
-
-
-@dataclass
-class IdentityEndpoint:
-    """The App Service managed identity protocol (api-version 2019-08-01), on 127.0.0.1."""
-
-    secret: str = "local-identity-header"
-    token: str = "eyJ0eXAiOiJKV1QiLCJ-local-access-token"
-    hits: list[dict[str, str]] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if request.headers.get("X-IDENTITY-HEADER") != self.secret:
-            return web.json_response({"error": "missing or wrong X-IDENTITY-HEADER"}, status=401)
-        if request.query.get("api-version") != "2019-08-01" or "resource" not in request.query:
-            return web.json_response({"error": "bad request"}, status=400)
-        self.hits.append(dict(request.query))
-        return web.json_response(
-            {
-                "access_token": self.token,
-                "expires_on": str(int(time.time() + HOUR)),
-                "resource": request.query["resource"],
-                "token_type": "Bearer",
-            }
-        )
 
 
 @pytest.fixture
