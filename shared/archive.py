@@ -8,7 +8,6 @@ that race has nothing left to do.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
+from .storage import create_container_if_missing
 from .timefmt import format_time
 
 __all__ = [
@@ -139,14 +139,8 @@ class ArchiveWriter:
         try:
             await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
         except ResourceNotFoundError:
-            # The container is created on first use rather than probed on every call.
-            await _create_container(self._container)
+            await create_container_if_missing(self._container)
             await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
-
-
-async def _create_container(container: ContainerClient) -> None:
-    with contextlib.suppress(ResourceExistsError):
-        await container.create_container()
 
 
 def _manifest(record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> bytes:

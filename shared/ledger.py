@@ -23,6 +23,7 @@ from azure.storage.blob.aio import ContainerClient
 
 from .messages import JobMessage, parse_message
 from .settings import Settings
+from .storage import create_container_if_missing
 from .timefmt import format_time, parse_time
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerRecord"]
@@ -130,8 +131,7 @@ class Ledger:
         except ResourceNotFoundError:
             if etag is not None:
                 raise  # the record is gone: the job was archived meanwhile
-            with contextlib.suppress(ResourceExistsError):
-                await self._container.create_container()
+            await create_container_if_missing(self._container)
             result = await put()
         return str(result["etag"])
 

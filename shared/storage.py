@@ -6,11 +6,13 @@ or an account key where one is allowed), or identity-based service URIs with a m
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ResourceExistsError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue import TextBase64EncodePolicy
@@ -18,7 +20,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .settings import StorageSettings
 
-__all__ = ["StorageClients", "open_storage"]
+__all__ = ["StorageClients", "create_container_if_missing", "open_storage"]
 
 # Explicit timeouts (seconds): a blob or queue call that hangs must fail and be retried by the
 # SDK's own retry policy rather than hold an invocation until the function timeout. They belong to
@@ -85,3 +87,12 @@ def open_storage(
             settings.queue_service_uri, credential=credential, transport=transport(), **_CLIENT_OPTIONS
         ),
     )
+
+
+async def create_container_if_missing(container: ContainerClient) -> None:
+    """Create ``container`` after a write answered 404; losing that race to another writer is fine.
+
+    Containers are created on first use rather than probed before every call (a billed request).
+    """
+    with contextlib.suppress(ResourceExistsError):
+        await container.create_container()
