@@ -220,7 +220,7 @@ class _JobPoll:
         At the expiry margin the job ends ``timedOut`` and the service is asked to stop it; a job
         the app had seen that is already past its expirationDateTime ends ``expired``.
         """
-        expires = page.expires if page is not None and page.expires else message.expires_at
+        expires = message.expires_at  # the page's own, once the service has shown the job
         if message.seen_at is not None and expires is not None and self._now >= expires:
             status, errors = (
                 "expired",
