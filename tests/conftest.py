@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
+from tests.support import IdentityEndpoint, serve_local
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SPEC = REPO_ROOT.parent / "shared" / "language-api"
@@ -30,3 +32,25 @@ async def emulator() -> AsyncIterator[object]:
     config = EmulatorConfig(api_key=EMULATOR_KEY, not_started_seconds=0.0, running_seconds=0.0)
     async with serve(config) as server:
         yield server
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy from the environment would carry loopback requests elsewhere."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def identity_endpoint(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: None
+) -> AsyncIterator[IdentityEndpoint]:
+    """A managed identity endpoint on loopback, announced as Azure Functions does
+    (IDENTITY_ENDPOINT, IDENTITY_HEADER)."""
+    endpoint = IdentityEndpoint()
+    app = web.Application()
+    app.router.add_get("/msi/token", endpoint.handle)
+    async with serve_local(app) as url:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", endpoint.secret)
+        yield endpoint

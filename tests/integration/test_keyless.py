@@ -9,41 +9,28 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from aiohttp import web
 
 from local.emulator import EmulatorConfig, serve
 from shared.runtime import close_process_runtime
 from tests.conftest import EMULATOR_KEY
-from tests.support import IdentityEndpoint, serve_local
+from tests.support import IdentityEndpoint
 
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.mark.usefixtures("no_proxy")
 async def test_without_a_key_jobs_are_archived_with_one_cached_managed_identity_token(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, identity_endpoint: IdentityEndpoint
 ) -> None:
-    identity = IdentityEndpoint()
-    app = web.Application()
-    app.router.add_get("/msi/token", identity.handle)
     # The service accepts the identity's token (and the upstream's key, for submitting).
     config = EmulatorConfig(
         api_key=EMULATOR_KEY,
-        bearer_tokens=frozenset({identity.token}),
+        bearer_tokens=frozenset({identity_endpoint.token}),
         not_started_seconds=0,
         running_seconds=0,
     )
-    async with serve_local(app) as identity_url, serve(config) as service:
-        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{identity_url}/msi/token")
-        monkeypatch.setenv("IDENTITY_HEADER", identity.secret)
+    async with serve(config) as service:
         monkeypatch.delenv("LANGUAGE_API_KEY")
         monkeypatch.setenv("LANGUAGE_ENDPOINT", service.base_url)
         await close_process_runtime()
@@ -56,26 +43,20 @@ async def test_without_a_key_jobs_are_archived_with_one_cached_managed_identity_
 
     for job_id in job_ids:
         assert (await stack.manifest(job_id) or {}).get("status") == "succeeded"
-    assert len(identity.hits) == 1  # one token, cached across invocations
-    assert identity.hits[0]["resource"] == "https://cognitiveservices.azure.com"
+    assert len(identity_endpoint.hits) == 1  # one token, cached across invocations
+    assert identity_endpoint.hits[0]["resource"] == "https://cognitiveservices.azure.com"
 
 
-@pytest.mark.usefixtures("no_proxy")
+@pytest.mark.usefixtures("identity_endpoint")
 async def test_without_a_key_a_token_the_service_refuses_keeps_the_job(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    identity = IdentityEndpoint()
-    app = web.Application()
-    app.router.add_get("/msi/token", identity.handle)
-    async with serve_local(app) as identity_url:
-        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{identity_url}/msi/token")
-        monkeypatch.setenv("IDENTITY_HEADER", identity.secret)
-        monkeypatch.delenv("LANGUAGE_API_KEY")
-        await close_process_runtime()
-        job_id = await stack.submit()  # on the shared emulator, which accepts no bearer token
+    monkeypatch.delenv("LANGUAGE_API_KEY")
+    await close_process_runtime()
+    job_id = await stack.submit()  # on the shared emulator, which accepts no bearer token
 
-        await stack.deliver({"jobId": job_id})
-        await close_process_runtime()
+    await stack.deliver({"jobId": job_id})
+    await close_process_runtime()
 
     assert await stack.manifest(job_id) is None
     assert await stack.ledger_names() == [f"{job_id}.json"]

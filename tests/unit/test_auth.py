@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
 from shared.auth import (
@@ -30,7 +29,7 @@ from shared.auth import (
     storage_credential,
 )
 from shared.settings import Settings, load_settings
-from tests.support import FakeCredential, IdentityEndpoint, serve_local
+from tests.support import FakeCredential, IdentityEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_730_462_400.0  # 2024-11-01T12:00:00Z
@@ -402,24 +401,6 @@ async def test_close_credentials_closes_and_forgets_them() -> None:
 
 
 # --- end to end: a real ManagedIdentityCredential against a local token endpoint ------------------
-
-
-@pytest.fixture
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A proxy from the environment would carry the loopback request elsewhere.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-async def identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IdentityEndpoint]:
-    endpoint = IdentityEndpoint()
-    app = web.Application()
-    app.router.add_get("/msi/token", endpoint.handle)
-    async with serve_local(app) as url:
-        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{url}/msi/token")
-        monkeypatch.setenv("IDENTITY_HEADER", endpoint.secret)
-        yield endpoint
 
 
 @pytest.mark.usefixtures("outside_azure", "no_proxy", "process_credentials")
