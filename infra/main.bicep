@@ -1,6 +1,7 @@
 // Language job archiver: everything `azd up` deploys. Keyless throughout: the app runs as a
-// user-assigned managed identity with data-plane roles scoped to single containers and queues, the
-// storage account and the Language account refuse keys, telemetry is Entra-authenticated.
+// user-assigned managed identity with data-plane roles (single containers and queues for the app's
+// data, the account for the Functions host's storage as Microsoft documents it), the storage account
+// and the Language account refuse keys, telemetry is Entra-authenticated.
 // Modules (infra/modules/, one concern each): identity, monitoring, storage, language (new account),
 // language-access (role + endpoint, new or existing account), functionapp, roles, alerts.
 
@@ -71,17 +72,17 @@ param languageSkuName string = 'S'
 ])
 param languagePublicNetworkAccess string = 'Enabled'
 
-@description('Built-in Language role of the app: Writer reads and cancels jobs; Reader only reads (see modules/language-access.bicep).')
+@description('Built-in Language role of the app: Reader reads and cancels analyze-text jobs (all the app needs); Writer adds authoring rights it never uses (see modules/language-access.bicep).')
 @allowed([
-  'Writer'
   'Reader'
+  'Writer'
 ])
-param languageRole string = 'Writer'
+param languageRole string = 'Reader'
 
-@description('Most Flex Consumption instances. The Language rate limit, not compute, bounds the app: one or two instances saturate the S tier (docs/deploy.md, poll budget).')
+@description('Most Flex Consumption instances. 40 is the lowest maximum every region accepts (below 40: only some regions, elsewhere InvalidMaximumInstanceCount). The Language rate limit, not compute, bounds the app (docs/deploy.md, poll budget).')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 4
+param maximumInstanceCount int = 40
 
 @description('Memory of each Flex Consumption instance, MB.')
 @allowed([
@@ -105,8 +106,8 @@ param storageSkuName string = 'Standard_GRS'
 @description('Send storage write/delete resource logs to Log Analytics (off: every poll writes, so they cost more per job than the job).')
 param enableStorageLogs bool = false
 
-@description('Also grant the app Storage Blob Data Owner on the whole storage account (Microsoft\'s documented AzureWebJobsStorage role); off: container-scoped grants only.')
-param hostBlobOwnerOnAccount bool = false
+@description('Grant the app Storage Blob Data Owner on the whole storage account, Microsoft\'s documented AzureWebJobsStorage role (default). Off: the host gets Contributor on its two containers only, which no deployment has proven enough (docs/deploy.md, Roles).')
+param hostBlobOwnerOnAccount bool = true
 
 @description('E-mail address for the alerts; empty: an action group without receivers.')
 param alertEmail string = ''
@@ -226,6 +227,7 @@ module functionApp 'modules/functionapp.bicep' = {
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
     storageQueueEndpoint: storage.outputs.queueEndpoint
+    storageTableEndpoint: storage.outputs.tableEndpoint
     deploymentContainerName: deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     maximumInstanceCount: maximumInstanceCount

@@ -84,7 +84,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = [
+resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [
   for rule in rules: {
     name: '${alertNamePrefix}-${rule.name}'
     location: location

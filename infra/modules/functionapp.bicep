@@ -29,6 +29,9 @@ param storageBlobEndpoint string
 @description('Queue service endpoint of the storage account.')
 param storageQueueEndpoint string
 
+@description('Table service endpoint of the storage account (the host\'s diagnostic events).')
+param storageTableEndpoint string
+
 @description('Container of the deployment package (in the same storage account).')
 param deploymentContainerName string
 
@@ -38,10 +41,10 @@ param applicationInsightsConnectionString string
 @description('The application\'s own settings (DESIGN.md "App settings"); merged with the host settings below.')
 param appSettings object
 
-@description('Most instances the plan scales the app out to (Flex Consumption allows 1-1000). The Language rate limit, not compute, bounds this app: see docs/deploy.md.')
+@description('Most instances the plan scales the app out to. 40 is the lowest maximum Flex Consumption accepts in every region (lower values only in some; elsewhere InvalidMaximumInstanceCount). host.json batching and the Language rate limit, not this, bound the app: see docs/deploy.md.')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 4
+param maximumInstanceCount int = 40
 
 @description('Memory of each instance in MB (Flex Consumption sizes).')
 @allowed([
@@ -57,7 +60,8 @@ var pythonVersion = '3.11'
 
 // Settings of the Functions host and the platform, identity-based throughout:
 // - AzureWebJobsStorage__*: the host's storage and the queue trigger's connection, through the
-//   user-assigned identity (credential + clientId); the app reads the same settings.
+//   user-assigned identity (credential + clientId); the app reads the same settings, except
+//   tableServiceUri, where only the host writes its diagnostic events.
 // - AZURE_CLIENT_ID: which identity DefaultAzureCredential/ManagedIdentityCredential use (the app has
 //   only this one, but naming it avoids ambiguity and a metadata round trip).
 // - APPLICATIONINSIGHTS_AUTHENTICATION_STRING: telemetry authenticated with that identity.
@@ -66,6 +70,7 @@ var pythonVersion = '3.11'
 var hostSettings = {
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
   AzureWebJobsStorage__queueServiceUri: storageQueueEndpoint
+  AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId
@@ -93,6 +98,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   #checkov:skip=CKV_AZURE_213: The app has no HTTP trigger (queue and timer only), so there is no endpoint a health check could probe; the platform restarts unhealthy workers itself.
   #checkov:skip=CKV_AZURE_222: The SCM endpoint must stay reachable for azd deploy (Entra-authenticated, basic auth off); the main site has no HTTP trigger and denies all inbound traffic (ipSecurityRestrictionsDefaultAction Deny).
   #checkov:skip=CKV_AZURE_17: Client certificates authenticate HTTP callers; the app has no HTTP trigger and the main site denies all inbound traffic.
+  #checkov:skip=CKV_AZURE_78: siteConfig.ftpsState is rejected on Flex Consumption sites (ARM error 51021); FTP publishing is off through the basicPublishingCredentialsPolicies/ftp resource below (allow false).
   name: name
   location: location
   tags: union(tags, {
@@ -112,7 +118,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
       // No HTTP trigger: the app's own host name serves nothing, so deny every caller. The SCM site

@@ -3,21 +3,16 @@
 // itself (the narrowest scope Azure RBAC offers for Cognitive Services).
 //
 // Which role. The app calls two data-plane operations (CONTRACT.md §4):
-//   GET  /language/analyze-text/jobs/{jobId}          a read data action
-//   POST /language/analyze-text/jobs/{jobId}:cancel   an action (timedOut jobs are cancelled)
-// Built-in candidates, least privileged first:
-//   Cognitive Services Language Reader  7628b7b8-a8b2-4cdc-b46f-e9b35248918e  Language data actions
-//       matching */read only: GET works, :cancel is denied (403).
-//   Cognitive Services Data Reader (Preview)  b59867f0-fa02-499b-be73-45a86b5b3e1c  */read on every
-//       Cognitive Services kind: broader than Language Reader and still no :cancel.
-//   Cognitive Services Language Writer  f2310ca1-dc64-4889-bb49-c8e0fa3d47a8  Language data actions
-//       (read, submit, cancel; authoring writes except deployment/publishing): the least privileged
-//       built-in role that can both read and cancel a job. No control-plane action beyond */read, so
-//       it cannot list the account's keys.
+//   GET  /language/analyze-text/jobs/{jobId}          a read data action (Language/*/read)
+//   POST /language/analyze-text/jobs/{jobId}:cancel   data action .../Language/analyze-text/jobscancel/action
+// Microsoft's built-in roles page (AI + machine learning) lists both among the data actions of
+//   Cognitive Services Language Reader  7628b7b8-a8b2-4cdc-b46f-e9b35248918e
+// ("jobscancel/action: Cancel a long-running Text Analysis job"), so Reader reads and cancels jobs:
+// it is the default. It has no control-plane action beyond */read, so it cannot list the keys.
+//   Cognitive Services Language Writer  f2310ca1-dc64-4889-bb49-c8e0fa3d47a8  adds Language authoring
+//       writes (projects, training, deployments) that the app never uses: allowed only as an option.
 // Never: Cognitive Services User (can list keys), Cognitive Services Contributor / Contributor
-// (control plane, keys). Default: Writer, so that timed-out jobs are really cancelled. 'Reader'
-// grants GET only; choose it if the app must not be able to change anything on the account, and
-// accept that the cancel of a timed-out job is refused (the app must treat that 403 as best-effort).
+// (control plane, keys).
 
 @description('Name of the Language account (in this deployment\'s resource group scope).')
 param accountName string
@@ -28,12 +23,12 @@ param appPrincipalId string
 @description('Principal id of the deploying user to grant the same data access for local runs; empty: none.')
 param deployerPrincipalId string = ''
 
-@description('Writer: read and cancel jobs (default). Reader: read jobs only, cancel is refused.')
+@description('Reader: read and cancel analyze-text jobs, all the app does (default). Writer: adds authoring rights the app never uses.')
 @allowed([
-  'Writer'
   'Reader'
+  'Writer'
 ])
-param languageRole string = 'Writer'
+param languageRole string = 'Reader'
 
 var languageRoleIds = {
   Reader: '7628b7b8-a8b2-4cdc-b46f-e9b35248918e' // Cognitive Services Language Reader

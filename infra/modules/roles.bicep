@@ -1,6 +1,7 @@
 // Role assignments of the app's identity (and, optionally, the deploying user) on the storage
-// account and the Application Insights component: least privilege, each at the narrowest scope
-// Azure RBAC supports (a single blob container or a single queue; the component for telemetry).
+// account and the Application Insights component: least privilege, the app's data at the narrowest
+// scope Azure RBAC supports (a single blob container or a single queue; the component for
+// telemetry), the Functions host's storage as Microsoft documents it (see below).
 // Assignment names are guid(scope, principal, role): stable across deployments, unique per triple.
 // Language access is in language-access.bicep (it may live in another resource group).
 //
@@ -10,13 +11,18 @@
 //   blobs. Owner would add ACL management, which nothing needs.
 // - Deployment container: Storage Blob Data Contributor. Flex Consumption writes the package there
 //   with this identity on deploy and reads it on every cold start (functionAppConfig.deployment).
-// - azure-webjobs-hosts, azure-webjobs-secrets: Storage Blob Data Contributor. The Functions host's
-//   identity-based AzureWebJobsStorage keeps its blob leases (primary-host and singleton locks, the
-//   timer trigger's schedule status) and host keys in these two containers. Microsoft documents
-//   Storage Blob Data Owner on the whole account for AzureWebJobsStorage; what the host does with
-//   it (read/write blobs, leases, create its containers, which exist here) is covered by
-//   Contributor on these containers, so the account-wide Owner grant is not made by default. Should
-//   a host version need more, hostBlobOwnerOnAccount = true adds the documented grant.
+// - The Functions host's storage (identity-based AzureWebJobsStorage): by default Storage Blob Data
+//   Owner on the whole account, the role Microsoft's functions-reference ("Connecting to host storage
+//   with an identity") documents and the official Flex Consumption azd template grants: the host
+//   creates its containers and takes blob leases (primary-host and singleton locks, the timer
+//   trigger's schedule status). It covers every container of the account, the archive included.
+//   hostBlobOwnerOnAccount = false keeps only the Storage Blob Data Contributor grants on
+//   azure-webjobs-hosts and azure-webjobs-secrets (created by storage.bicep): narrower, but no
+//   deployment has proven that the host works with it (a missing right shows up as a host that
+//   cannot take its locks, so the timer sweep never runs).
+// - Tables: Storage Table Data Contributor on the account. The host writes its diagnostic events to
+//   tables it creates (one per month) through AzureWebJobsStorage__tableServiceUri and logs warnings
+//   when it cannot; table names vary, so the account is the narrowest scope. The app uses no table.
 // - Jobs queue and poison queue: Storage Queue Data Contributor. Receive, delete, update (the
 //   reschedule rewrites the message and its visibility) and send on the jobs queue; send to the
 //   poison queue and receive from it for the sweep; create-if-missing of the poison queue by the app
@@ -51,13 +57,14 @@ param appPrincipalId string
 @description('Principal id of the deploying user, granted data access to run the app locally against these resources; empty: none.')
 param deployerPrincipalId string = ''
 
-@description('Also grant Storage Blob Data Owner on the whole account, as Microsoft documents for AzureWebJobsStorage (see the header). Off: container-scoped grants only.')
-param hostBlobOwnerOnAccount bool = false
+@description('Grant Storage Blob Data Owner on the whole account, as Microsoft documents for AzureWebJobsStorage (default; see the header). Off: container-scoped grants only, not proven by a deployment.')
+param hostBlobOwnerOnAccount bool = true
 
 var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
@@ -162,6 +169,17 @@ resource appHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
     description: 'Functions host storage (AzureWebJobsStorage) as Microsoft documents it: account-wide blob data owner.'
+  }
+}
+
+resource appHostTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appPrincipalId, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    description: 'Functions host storage (AzureWebJobsStorage__tableServiceUri): the host\'s diagnostic events tables.'
   }
 }
 

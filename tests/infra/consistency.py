@@ -55,7 +55,13 @@ INTENTIONALLY_UNSET: Final = {
     "LANGUAGE_API_KEY": "unset means the app authenticates to Language with its managed identity (no key)",
 }
 #: Settings of the Functions host and the platform that the app's code does not read itself.
-PLATFORM_SETTINGS: Final = frozenset({"AZURE_CLIENT_ID"})
+PLATFORM_SETTINGS: Final = frozenset(
+    {
+        "AZURE_CLIENT_ID",
+        # The host writes its diagnostic events to tables; the app reads no table.
+        f"{STORAGE_SETTING}__tableServiceUri",
+    }
+)
 PLATFORM_PREFIXES: Final = ("APPLICATIONINSIGHTS_", "FUNCTIONS_")
 #: Flex Consumption refuses these (runtime and content come from functionAppConfig instead).
 FLEX_REJECTED_SETTINGS: Final = frozenset(

@@ -58,6 +58,7 @@ def test_design_settings_are_set_explicitly(settings: dict[str, object]) -> None
         "SWEEP_GRACE_SECONDS",
         "AzureWebJobsStorage__blobServiceUri",
         "AzureWebJobsStorage__queueServiceUri",
+        "AzureWebJobsStorage__tableServiceUri",
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
         "AZURE_CLIENT_ID",
