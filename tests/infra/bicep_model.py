@@ -178,6 +178,14 @@ def _evaluate_operator(operator: Tree, scope: Mapping[str, object]) -> object:
     if kind == "not":
         inner = evaluate(operands["bool_value"], scope)
         return (not inner) if isinstance(inner, bool) else Runtime("not")
+    if kind == "index_accessor":
+        target = evaluate(operands["operand_1"], scope)
+        index = evaluate(operands["operand_2"], scope)
+        if isinstance(target, dict) and isinstance(index, str) and index in target:
+            return target[index]
+        if isinstance(target, list) and isinstance(index, int) and 0 <= index < len(target):
+            return target[index]
+        return Runtime(f"{operands['operand_1']}[...]")
     return Runtime(kind)
 
 
