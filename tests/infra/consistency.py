@@ -36,6 +36,7 @@ __all__ = [
     "check_app_settings_declared",
     "check_app_settings_validate",
     "check_azd_wiring",
+    "check_documented_defaults",
     "check_keyless",
     "check_module_wiring",
     "check_names",
@@ -419,6 +420,49 @@ def check_azd_wiring(deployment: Deployment, repo_root: Path = REPO_ROOT) -> lis
     return problems
 
 
+def _documented_defaults(docs: str) -> dict[str, str]:
+    """name -> default of the parameter table (``| `a`, `b` | `1`, `2` | ... |``; ``empty`` is '')."""
+    table = re.search(r"^\| parameter \| default \|.*\n\|[-| ]+\|\n((?:\|.*\n)+)", docs, re.MULTILINE)
+    documented: dict[str, str] = {}
+    for row in table.group(1).splitlines() if table else []:
+        cells = row.split("|")
+        names = re.findall(r"`([^`]+)`", cells[1])
+        values = [""] * len(names) if cells[2].strip() == "empty" else re.findall(r"`([^`]*)`", cells[2])
+        documented.update(zip(names, values, strict=False))
+    return documented
+
+
+def _bicep_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_documented_defaults(deployment: Deployment, docs_path: Path) -> list[str]:
+    """docs/deploy.md's parameter table lists each main.bicep default that azd does not set, as is."""
+    documented = _documented_defaults(docs_path.read_text(encoding="utf-8"))
+    if not documented:
+        return [f"{docs_path.name}: no '| parameter | default |' table found"]
+    parameters = json.loads(
+        (deployment.main.path.parent / "main.parameters.json").read_text(encoding="utf-8")
+    ).get("parameters", {})
+    problems = []
+    for name, parameter in deployment.main.parameters.items():
+        if parameter.get("default") is None:
+            continue
+        actual = _bicep_text(deployment.main_scope[name])
+        if name not in documented:
+            if name not in parameters:
+                problems.append(f"{docs_path.name} does not document main.bicep parameter {name!r}")
+        elif documented[name] != actual:
+            problems.append(
+                f"{docs_path.name} documents {name} = {documented[name]!r}, the Bicep default is {actual!r}"
+            )
+    for name in sorted(set(documented) - set(deployment.main.parameters)):
+        problems.append(f"{docs_path.name} documents {name!r}, which main.bicep does not declare")
+    return problems
+
+
 def check_module_wiring(template: Template) -> list[str]:
     """Each module call names an existing file, passes only declared parameters, every required one,
     and reads only outputs the module declares."""
@@ -486,5 +530,6 @@ def run_all(infra_dir: Path = INFRA_DIR, repo_root: Path = REPO_ROOT) -> list[st
         *check_role_assignments(deployment, infra_dir),
         *check_runtime(deployment, repo_root),
         *check_azd_wiring(deployment, repo_root),
+        *check_documented_defaults(deployment, repo_root / "docs" / "deploy.md"),
         *(problem for instance in deployment.instances for problem in check_module_wiring(instance.template)),
     ]

@@ -94,6 +94,11 @@ def test_azd_wiring(deployment: Deployment) -> None:
     assert not problems, _fail(problems)
 
 
+def test_documented_defaults_are_the_bicep_defaults(deployment: Deployment) -> None:
+    problems = consistency.check_documented_defaults(deployment, REPO_ROOT / "docs" / "deploy.md")
+    assert not problems, _fail(problems)
+
+
 def test_log_markers_are_documented() -> None:
     """The alert rules' log markers (one place in Bicep) are the ones docs/deploy.md tells the app to log."""
     markers = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope({})["logMarkers"]
@@ -113,7 +118,8 @@ Edit = Callable[[str, str, str], None]
 def drifted(tmp_path: Path) -> tuple[Path, Edit]:
     """A copy of everything the checks read, and a way to edit it."""
     shutil.copytree(INFRA_DIR, tmp_path / "infra")
-    for name in ("host.json", "pyproject.toml", "azure.yaml"):
+    for name in ("host.json", "pyproject.toml", "azure.yaml", "docs/deploy.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, tmp_path / name)
     assert consistency.run_all(tmp_path / "infra", tmp_path) == [], "the undrifted copy must be consistent"
 
@@ -259,6 +265,20 @@ DRIFTS = [
         "  web:\n",
         "azure.yaml services ['web']",
         id="azd-service-renamed",
+    ),
+    pytest.param(
+        "infra/main.bicep",
+        "param languageRole string = 'Reader'",
+        "param languageRole string = 'Writer'",
+        "deploy.md documents languageRole = 'Reader', the Bicep default is 'Writer'",
+        id="documented-default-drift",
+    ),
+    pytest.param(
+        "infra/main.bicep",
+        "param alertEmail string = ''",
+        "param alertEmail string = ''\n\nparam undocumented bool = true",
+        "deploy.md does not document main.bicep parameter 'undocumented'",
+        id="undocumented-parameter",
     ),
     pytest.param(
         "infra/main.bicep",
