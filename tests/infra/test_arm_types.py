@@ -5,7 +5,6 @@ copy of the real Bicep."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,110 +81,108 @@ def test_default_language_role_is_reader_and_it_can_cancel_jobs(schemas: Schemas
 
 # --- the checker catches planted mistakes ------------------------------------------------------------
 
-Plant = Callable[[str, str, str], list[str]]
+PLANTED = "3913510d-42f4-4e42-8a64-420c390055ec"  # Monitoring Metrics Publisher's GUID, last digit changed
 
-
-@pytest.fixture
-def plant(tmp_path: Path, schemas: Schemas) -> Plant:
-    """Copy infra/ to tmp_path, make one edit, return the checker's errors on the copy."""
-    infra = tmp_path / "infra"
-    shutil.copytree(INFRA_DIR, infra)
-
-    def run(relative: str, old: str, new: str) -> list[str]:
-        path = infra / relative
-        text = path.read_text(encoding="utf-8")
-        assert old in text, f"{old!r} not in {relative}: update the planted case"
-        path.write_text(text.replace(old, new, 1), encoding="utf-8")
-        findings = [f for d in declarations(infra) for f in check_declaration(d, schemas)]
-        return _errors([*findings, *check_role_guids(infra, schemas)])
-
-    return run
-
-
-def _caught(errors: list[str], expected: str) -> None:
-    assert any(expected in error for error in errors), "\n".join(errors) or "no error reported"
-
-
-def test_catches_a_misspelled_property(plant: Plant) -> None:
-    errors = plant("modules/storage.bicep", "allowBlobPublicAccess: false", "allowBlobPublicAcess: false")
-    _caught(errors, "properties.allowBlobPublicAcess: is not a property of StorageAccountPropertiesCreate")
-
-
-def test_catches_a_wrong_enum_value(plant: Plant) -> None:
-    errors = plant("modules/storage.bicep", "publicAccess: 'None'", "publicAccess: 'Private'")
-    _caught(errors, "properties.publicAccess: 'Private' is not one of ['Container', 'Blob', 'None']")
-
-
-def test_catches_a_string_where_an_int_goes(plant: Plant) -> None:
-    errors = plant(
-        "modules/functionapp.bicep", "instanceMemoryMB: instanceMemoryMB", "instanceMemoryMB: '2048'"
-    )
-    _caught(errors, "scaleAndConcurrency.instanceMemoryMB: expects an int, got '2048'")
-
-
-def test_catches_a_read_only_property_set(plant: Plant) -> None:
-    errors = plant(
-        "modules/storage.bicep", "accessTier: 'Hot'\n", "accessTier: 'Hot'\n    creationTime: 'x'\n"
-    )
-    _caught(errors, "properties.creationTime: is read-only")
-
-
-def test_catches_an_api_version_that_does_not_exist(plant: Plant) -> None:
-    errors = plant(
+#: (file under infra/, text, replacement, what the checker must say): one mistake per case.
+MISTAKES = [
+    pytest.param(
+        "modules/storage.bicep",
+        "allowBlobPublicAccess: false",
+        "allowBlobPublicAcess: false",
+        ["properties.allowBlobPublicAcess: is not a property of StorageAccountPropertiesCreate"],
+        id="misspelled-property",
+    ),
+    pytest.param(
+        "modules/storage.bicep",
+        "publicAccess: 'None'",
+        "publicAccess: 'Private'",
+        ["properties.publicAccess: 'Private' is not one of ['Container', 'Blob', 'None']"],
+        id="wrong-enum-value",
+    ),
+    pytest.param(
+        "modules/functionapp.bicep",
+        "instanceMemoryMB: instanceMemoryMB",
+        "instanceMemoryMB: '2048'",
+        ["scaleAndConcurrency.instanceMemoryMB: expects an int, got '2048'"],
+        id="string-where-an-int-goes",
+    ),
+    pytest.param(
+        "modules/storage.bicep",
+        "accessTier: 'Hot'\n",
+        "accessTier: 'Hot'\n    creationTime: 'x'\n",
+        ["properties.creationTime: is read-only"],
+        id="read-only-property-set",
+    ),
+    pytest.param(
         "modules/storage.bicep",
         "'Microsoft.Storage/storageAccounts@2023-05-01' = {",
         "'Microsoft.Storage/storageAccounts@2023-05-02' = {",
-    )
-    _caught(errors, "Microsoft.Storage/storageAccounts@2023-05-02 does not exist")
-
-
-def test_catches_a_preview_api_version_with_a_later_ga(plant: Plant) -> None:
-    errors = plant(
+        ["Microsoft.Storage/storageAccounts@2023-05-02 does not exist"],
+        id="api-version-that-does-not-exist",
+    ),
+    pytest.param(
         "modules/identity.bicep",
         "userAssignedIdentities@2023-01-31",
         "userAssignedIdentities@2022-01-31-preview",
-    )
-    _caught(errors, "is a preview apiVersion; GA versions exist: 2023-01-31")
-
-
-def test_catches_a_missing_required_property(plant: Plant) -> None:
-    errors = plant("modules/roles.bicep", "    principalId: appPrincipalId\n", "")
-    _caught(errors, "properties.principalId: is required")
-
-
-def test_catches_a_resource_at_a_scope_it_cannot_deploy_to(plant: Plant) -> None:
-    errors = plant(
+        ["is a preview apiVersion; GA versions exist: 2023-01-31"],
+        id="preview-api-version-with-a-later-ga",
+    ),
+    pytest.param(
+        "modules/roles.bicep",
+        "    principalId: appPrincipalId\n",
+        "",
+        ["properties.principalId: is required"],
+        id="required-property-missing",
+    ),
+    pytest.param(
         "modules/identity.bicep",
         "output id string",
         "resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {\n"
         "  name: 'rg-planted'\n  location: location\n}\n\noutput id string",
-    )
-    _caught(errors, "Microsoft.Resources/resourceGroups cannot be deployed at resourceGroup")
-
-
-def test_catches_a_role_that_is_not_a_confirmed_built_in(plant: Plant) -> None:
-    errors = plant(
+        ["Microsoft.Resources/resourceGroups cannot be deployed at resourceGroup"],
+        id="resource-at-a-scope-it-cannot-deploy-to",
+    ),
+    pytest.param(
         "modules/roles.bicep",
         "monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'",
-        "monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055ec'",
-    )
-    planted = "3913510d-42f4-4e42-8a64-420c390055ec"
-    _caught(errors, f"roles.bicep:appTelemetry: role {planted} is not a built-in role")
-    _caught(errors, f"modules/roles.bicep: {planted} is not a built-in role")
-
-
-def test_catches_a_site_config_property_flex_rejects(plant: Plant) -> None:
-    errors = plant(
+        f"monitoringMetricsPublisher: '{PLANTED}'",
+        [
+            f"roles.bicep:appTelemetry: role {PLANTED} is not a built-in role",
+            f"modules/roles.bicep: {PLANTED} is not a built-in role",
+        ],
+        id="role-not-a-confirmed-built-in",
+    ),
+    pytest.param(
         "modules/functionapp.bicep",
         "http20Enabled: true\n",
         "http20Enabled: true\n      ftpsState: 'Disabled'\n",
-    )
-    _caught(errors, "properties.siteConfig.ftpsState: ARM rejects this siteConfig property on Flex")
+        ["properties.siteConfig.ftpsState: ARM rejects this siteConfig property on Flex"],
+        id="site-config-property-flex-rejects",
+    ),
+    pytest.param(
+        "main.bicep",
+        "param maximumInstanceCount int = 40",
+        "param maximumInstanceCount int = 4",
+        ["maximumInstanceCount = 4 (warning): Flex Consumption documented the lowest"],
+        id="maximum-instance-count-below-the-flex-floor",
+    ),
+]
 
 
-def test_catches_a_maximum_instance_count_below_the_flex_floor(plant: Plant) -> None:
-    errors = plant("main.bicep", "param maximumInstanceCount int = 40", "param maximumInstanceCount int = 4")
-    _caught(errors, "maximumInstanceCount = 4 (warning): Flex Consumption documented the lowest")
+@pytest.mark.parametrize(("relative", "old", "new", "expected"), MISTAKES)
+def test_checker_catches_a_planted_mistake(
+    tmp_path: Path, schemas: Schemas, relative: str, old: str, new: str, expected: list[str]
+) -> None:
+    infra = tmp_path / "infra"
+    shutil.copytree(INFRA_DIR, infra)
+    path = infra / relative
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {relative}: update the planted case"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    findings = [finding for d in declarations(infra) for finding in check_declaration(d, schemas)]
+    errors = _errors([*findings, *check_role_guids(infra, schemas)])
+    for message in expected:
+        assert any(message in error for error in errors), "\n".join(errors) or "no error reported"
 
 
 def test_reports_a_type_it_has_no_schema_for_as_unchecked(tmp_path: Path, schemas: Schemas) -> None:
