@@ -54,6 +54,7 @@ __all__ = [
     "Schemas",
     "check_declaration",
     "check_role_guids",
+    "check_value",
     "declarations",
 ]
 
@@ -252,6 +253,13 @@ def _check_scope(declaration: Declaration, resource: Mapping[str, Any]) -> list[
     return [Finding("error", declaration.where, f"{declaration.raw['type']} cannot be deployed at {target}")]
 
 
+def check_value(value: object, type_index: int, schemas: Schemas, where: str = "<value>") -> list[Finding]:
+    """Findings for one evaluated value against one schema type (the walk behind every body check)."""
+    checker = _BodyChecker(schemas, where)
+    checker.check(value, type_index, "")
+    return checker.findings
+
+
 class _BodyChecker:
     """Walks an evaluated body against a schema type, collecting findings."""
 
@@ -345,12 +353,13 @@ class _BodyChecker:
         discriminator = str(schema["d"])
         variants: Mapping[str, int] = schema["el"]
         tag = value.get(discriminator)
+        if isinstance(tag, Runtime):
+            return  # a deploy-time discriminator leaves the variant, and so the body, unknown
         if isinstance(tag, str) and tag in variants:
             self.check(value, int(variants[tag]), path)
-        elif isinstance(tag, str):
+        else:
             where = f"{path}.{discriminator}" if path else discriminator
             self.error(where, f"{tag!r} is not one of {list(variants)}")
-        # A deploy-time discriminator leaves the variant, and so the body, unknown.
 
 
 def _check_role_definition(declaration: Declaration, schemas: Schemas) -> list[Finding]:
