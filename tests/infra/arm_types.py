@@ -158,18 +158,21 @@ def _symbols(template: Template) -> dict[str, object]:
 
 def declarations(infra_dir: Path = INFRA_DIR) -> list[Declaration]:
     """Every resource declaration under ``infra_dir``. A module that main.bicep calls is evaluated
-    with the arguments main passes; any other file with its own parameter defaults."""
-    instances: dict[Path, tuple[Template, dict[str, object]]] = {}
+    with the arguments main passes (once per call); any other file with its own parameter defaults."""
+    called: dict[Path, list[tuple[Template, dict[str, object]]]] = {}
     if (infra_dir / "main.bicep").is_file():
         for instance in load_deployment(infra_dir).instances:
-            instances.setdefault(instance.template.path.resolve(), (instance.template, instance.scope))
+            called.setdefault(instance.template.path.resolve(), []).append(
+                (instance.template, instance.scope)
+            )
     found: list[Declaration] = []
     for path in bicep_files(infra_dir):
-        template, scope = instances.get(path.resolve()) or (Template.load(path), {})
-        if not scope:
-            scope = template.scope()
-        full_scope = {**_symbols(template), **scope}
-        found.extend(Declaration(template, symbol, full_scope) for symbol in template.resources)
+        if path.resolve() not in called:
+            template = Template.load(path)
+            called[path.resolve()] = [(template, template.scope())]
+        for template, scope in called[path.resolve()]:
+            full_scope = {**_symbols(template), **scope}
+            found.extend(Declaration(template, symbol, full_scope) for symbol in template.resources)
     return found
 
 
