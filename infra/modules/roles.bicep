@@ -8,7 +8,7 @@
 // What needs what:
 // - Archive and ledger containers: Storage Blob Data Contributor. The app reads, writes
 //   (conditional create of the manifest, ETag compare-and-swap of ledger records), lists and deletes
-//   blobs. Owner would add ACL management, which nothing needs.
+//   blobs. Owner would add ACL management, which the app does not need.
 // - Deployment container: Storage Blob Data Contributor. Flex Consumption writes the package there
 //   with this identity on deploy and reads it on every cold start (functionAppConfig.deployment).
 // - The Functions host's storage (identity-based AzureWebJobsStorage): by default Storage Blob Data
