@@ -1,0 +1,287 @@
+"""Telemetry of a faulty run of the real app (in a child process, so that global OpenTelemetry
+providers never leak into the test session): records, metrics and spans as the contract names
+them; without a connection string no telemetry package is loaded at all."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from azure.storage.blob.aio import BlobServiceClient
+
+from local.azurite import Azurite
+from local.upstream import submit_job
+from shared.messages import JobMessage
+from shared.telemetry import (
+    ATTEMPT,
+    CORRELATION_ID,
+    JOB_ID,
+    LAG_SECONDS,
+    METER_NAME,
+    OUTCOME,
+    OUTCOME_RECORD,
+    REASON,
+    RESULT,
+    STATUS,
+    Metric,
+    PollResult,
+)
+from shared.timefmt import format_time
+from tests.conftest import EMULATOR_KEY
+
+from .conftest import DEFAULT_TASKS, documents, stack_environ
+from .telemetry_probe import run_probe
+
+pytestmark = pytest.mark.integration
+
+#: Any connection string: with SDK providers already installed (as the Functions worker does with
+#: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY) the app uses them and configures nothing itself.
+UNUSED_CONNECTION = (
+    "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
+)
+FAULTS = {"rate5xx": 0.3, "rate429": 0.2, "retryAfterSeconds": 1, "rateReset": 0.1}
+
+
+@dataclass
+class Run:
+    """What one faulty run submitted, and what its telemetry says."""
+
+    environ: dict[str, str]
+    jobs: dict[str, str | None]  # archived job id -> its message's correlation id
+    ghost: str  # a job the service does not know (404): polled, failed, rescheduled
+    swept: str  # a job only the sweep knows about (its message was lost)
+    messages: list[str]
+    exported: dict[str, Any]
+
+    def logs(self) -> list[dict[str, Any]]:
+        return list(self.exported["logs"])
+
+    def spans(self, name: str | None = None) -> list[dict[str, Any]]:
+        return [s for s in self.exported["spans"] if name is None or s["name"] == name]
+
+    def points(self, metric: Metric) -> list[dict[str, Any]]:
+        found = [m for m in self.exported["metrics"] if m["name"] == metric.value]
+        assert len(found) == 1, f"{metric.value} exported {len(found)} times"
+        assert found[0]["scope"] == METER_NAME
+        return list(found[0]["points"])
+
+
+async def faulty_run(azurite: Azurite, emulator: Any, mode: str, **extra: str) -> Run:
+    """Three jobs (each message form, two with a correlation id), a job the service does not know,
+    two poison messages and a job whose message was lost, under random 5xx/429/resets; the child
+    process runs them until the three are archived, then one sweep."""
+    environ = stack_environ(azurite, emulator.base_url, **extra)
+    async with aiohttp.ClientSession() as http:
+
+        async def submit() -> str:
+            job = await submit_job(
+                http, emulator.base_url, key=EMULATOR_KEY, documents=documents(3), tasks=DEFAULT_TASKS
+            )
+            return job.job_id
+
+        first, second, third, lost = [await submit() for _ in range(4)]
+        ghost = str(uuid.uuid4())
+        location = f"{emulator.base_url}/language/analyze-text/jobs/{second}?api-version=2024-11-01"
+        messages = [
+            json.dumps({"jobId": first, "correlationId": "order-1"}),
+            json.dumps({"operationLocation": location, "correlationId": "order-2"}),
+            third,
+            json.dumps({"jobId": ghost, "correlationId": "order-ghost"}),
+            "{not json",
+            json.dumps({"operationLocation": f"https://evil.example/{EMULATOR_KEY}"}),
+        ]
+        await put_lost_record(azurite, environ, lost)
+        async with http.put(f"{emulator.base_url}/_emulator/faults", json=FAULTS) as response:
+            assert response.status < 300
+        try:
+            exported = await run_probe(mode, environ, messages=messages, jobs=[first, second, third])
+        finally:
+            async with http.put(f"{emulator.base_url}/_emulator/faults", json={}) as response:
+                assert response.status < 300
+    return Run(
+        environ=environ,
+        jobs={first: "order-1", second: "order-2", third: None},
+        ghost=ghost,
+        swept=lost,
+        messages=messages,
+        exported=exported,
+    )
+
+
+async def put_lost_record(azurite: Azurite, environ: dict[str, str], job_id: str) -> None:
+    """A ledger record ten minutes overdue whose message is nowhere: the sweep must find it."""
+    due = datetime.now(UTC) - timedelta(minutes=10)
+    message = JobMessage(job_id=job_id, correlation_id="order-lost", first_seen_at=due)
+    body = {"jobId": job_id, "nextPollAt": format_time(due), "message": json.loads(message.to_json())}
+    async with BlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
+        container = blobs.get_container_client(f"{environ['ARCHIVE_CONTAINER']}-ledger")
+        await container.create_container()
+        await container.upload_blob(
+            f"{job_id}.json", json.dumps(body).encode(), metadata={"nextpollat": format_time(due) or ""}
+        )
+
+
+@pytest.fixture(scope="module")
+async def run(azurite: Azurite, emulator: Any) -> Run:
+    return await faulty_run(
+        azurite, emulator, "memory", APPLICATIONINSIGHTS_CONNECTION_STRING=UNUSED_CONNECTION
+    )
+
+
+# --- log records -------------------------------------------------------------------------------------
+
+
+def test_every_record_about_a_job_carries_its_id_and_correlation_id(run: Run) -> None:
+    known = {**run.jobs, run.ghost: "order-ghost", run.swept: "order-lost"}
+    about_jobs = 0
+    for record in run.logs():
+        for job_id, correlation_id in known.items():
+            if job_id in record["body"]:
+                about_jobs += 1
+                assert record["attributes"].get(JOB_ID) == job_id, record
+                assert record["attributes"].get(CORRELATION_ID) == correlation_id, record
+    assert about_jobs >= len(known), "every job has at least its outcome record"
+
+
+def test_one_outcome_record_per_invocation(run: Run) -> None:
+    outcomes = [r for r in run.logs() if r["body"].startswith(OUTCOME_RECORD)]
+    invocations = run.spans("archiver.poll_job")
+    assert len(outcomes) == len(invocations) >= len(run.messages)
+    # Each record is logged inside its invocation's span.
+    assert sorted(r["spanId"] for r in outcomes) == sorted(s["spanId"] for s in invocations)
+
+
+def test_outcome_records_say_outcome_status_and_attempt(run: Run) -> None:
+    outcomes = [r["attributes"] for r in run.logs() if r["body"].startswith(OUTCOME_RECORD)]
+    archived = [a for a in outcomes if a[OUTCOME] == "archived"]
+    assert sorted(a[JOB_ID] for a in archived) == sorted(run.jobs)
+    for attributes in archived:
+        assert attributes[STATUS] == "succeeded"
+        assert attributes[ATTEMPT] >= 1
+        assert 0 <= attributes[LAG_SECONDS] < 600
+    assert all(isinstance(a[ATTEMPT], int) and a[ATTEMPT] >= 1 for a in outcomes)
+    rescheduled = [a for a in outcomes if a[OUTCOME] == "rescheduled"]
+    assert run.ghost in {a[JOB_ID] for a in rescheduled}
+    assert all(a[JOB_ID] in {*run.jobs, run.ghost} and a["delaySeconds"] > 0 for a in rescheduled)
+
+
+def test_poisoned_outcome_records_carry_the_reason_and_no_job(run: Run) -> None:
+    poisoned = [r for r in run.logs() if r["body"].startswith(OUTCOME_RECORD) and "poisoned" in r["body"]]
+    assert sorted(r["attributes"][REASON].split(":")[0] for r in poisoned) == [
+        "foreign-operation-location",
+        "unparseable",
+    ]
+    assert all(r["severity"] == "ERROR" and JOB_ID not in r["attributes"] for r in poisoned)
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+
+def test_jobs_archived_counts_each_job_once_by_status(run: Run) -> None:
+    points = run.points(Metric.JOBS_ARCHIVED)
+    assert [(p["attributes"], p["value"]) for p in points] == [({STATUS: "succeeded"}, len(run.jobs))]
+
+
+def test_messages_poisoned_counts_by_reason_code(run: Run) -> None:
+    points = run.points(Metric.MESSAGES_POISONED)
+    by_reason = {p["attributes"][REASON]: p["value"] for p in points}
+    assert by_reason == {"unparseable": 1, "foreign-operation-location": 1}
+
+
+def test_polls_count_by_result(run: Run) -> None:
+    by_result = {p["attributes"][RESULT]: p["value"] for p in run.points(Metric.POLLS)}
+    assert set(by_result) <= {r.value for r in PollResult}
+    assert by_result[PollResult.ENDED] >= len(run.jobs)
+    assert by_result[PollResult.FAILED] >= 1  # the job the service does not know
+    # Every poll of a job is one invocation, whatever its result.
+    assert sum(by_result.values()) == len(run.spans("archiver.poll_job")) - 2  # not the poison
+
+
+def test_archive_lag_is_a_histogram_of_one_plausible_value_per_job(run: Run) -> None:
+    (point,) = run.points(Metric.ARCHIVE_LAG)
+    assert point["attributes"] == {STATUS: "succeeded"}
+    assert point["count"] == len(run.jobs)
+    assert 0 <= point["min"] <= point["max"] < 600
+
+
+def test_ledger_gauges_say_what_the_sweep_found(run: Run) -> None:
+    (pending,) = run.points(Metric.LEDGER_PENDING)
+    (overdue,) = run.points(Metric.LEDGER_OVERDUE)
+    assert pending["value"] >= overdue["value"] >= 1  # at least the job whose message was lost
+
+
+# --- spans ---------------------------------------------------------------------------------------------
+
+
+def ancestors(run: Run, span: dict[str, Any]) -> list[str]:
+    by_id = {s["spanId"]: s for s in run.spans()}
+    names = []
+    parent = by_id.get(span["parentId"])
+    while parent is not None:
+        names.append(parent["name"])
+        parent = by_id.get(parent["parentId"])
+    return names
+
+
+def test_each_job_invocation_span_names_its_job(run: Run) -> None:
+    invocations = run.spans("archiver.poll_job")
+    with_job = Counter(s["attributes"].get(JOB_ID) for s in invocations)
+    assert set(with_job) == {*run.jobs, run.ghost, None}  # None: the two poison messages
+    assert with_job[None] == 2
+
+
+def test_language_calls_are_client_spans_under_their_invocation(run: Run) -> None:
+    calls = run.spans("Language GET")
+    assert len(calls) >= len(run.jobs) + 1
+    for span in calls:
+        assert span["kind"] == "CLIENT"
+        assert span["attributes"][JOB_ID] in {*run.jobs, run.ghost}
+        assert ancestors(run, span)[-1] == "archiver.poll_job"
+    ghost = [s for s in calls if s["attributes"][JOB_ID] == run.ghost]
+    assert ghost
+    assert all(s["status"] == "ERROR" for s in ghost)
+
+
+def test_storage_calls_nest_under_the_invocation_and_the_sweep(run: Run) -> None:
+    roots = Counter(
+        ancestors(run, span)[-1]
+        for span in run.spans()
+        if span["name"].startswith(("ContainerClient.", "BlobClient.", "QueueClient."))
+        and ancestors(run, span)
+    )
+    assert roots["archiver.poll_job"] >= len(run.jobs) + 2  # every manifest and poison write
+    assert roots["archiver.sweep_ledger"] >= 1  # the listing and the re-drive
+
+
+def test_the_sweep_is_one_span_with_its_findings(run: Run) -> None:
+    (sweep,) = run.spans("archiver.sweep_ledger")
+    assert sweep["parentId"] is None
+    assert sweep["attributes"]["overdue"] >= 1
+
+
+# --- off -----------------------------------------------------------------------------------------------
+
+
+async def test_without_a_connection_string_no_telemetry_package_is_imported(
+    azurite: Azurite, emulator: Any
+) -> None:
+    job = stack_environ(azurite, emulator.base_url)
+    async with aiohttp.ClientSession() as http:
+        submitted = await submit_job(
+            http, emulator.base_url, key=EMULATOR_KEY, documents=documents(1), tasks=DEFAULT_TASKS
+        )
+    exported = await run_probe("off", job, messages=[submitted.job_id], jobs=[submitted.job_id])
+    assert exported["modules"] == [], f"imported without telemetry: {exported['modules']}"
+
+
+def test_providers_set_up_before_the_app_are_used_not_configured_again(run: Run) -> None:
+    """As when the Functions worker configured the distro itself: exporting twice would double
+    every item, so the app only records through the providers it finds."""
+    assert "opentelemetry.sdk.trace" in run.exported["modules"]
+    assert not any(name.startswith("azure.monitor") for name in run.exported["modules"])
