@@ -253,7 +253,8 @@ class LanguageClient:
             "http.request.method": method,
             "server.address": parts.hostname or "",
             "server.port": parts.port or (443 if parts.scheme == "https" else 80),
-            "url.path": parts.path,
+            # Without the query: only what LANGUAGE_ENDPOINT and the job id already say.
+            "url.full": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
             JOB_ID: job_id,
         }
 

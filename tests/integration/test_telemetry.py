@@ -4,15 +4,18 @@ them; without a connection string no telemetry package is loaded at all."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from azure.storage.blob.aio import BlobServiceClient
 
 from local.azurite import Azurite
@@ -34,6 +37,7 @@ from shared.telemetry import (
 )
 from shared.timefmt import format_time
 from tests.conftest import EMULATOR_KEY
+from tests.support import serve_local
 
 from .conftest import DEFAULT_TASKS, documents, stack_environ
 from .telemetry_probe import run_probe
@@ -285,3 +289,97 @@ def test_providers_set_up_before_the_app_are_used_not_configured_again(run: Run)
     every item, so the app only records through the providers it finds."""
     assert "opentelemetry.sdk.trace" in run.exported["modules"]
     assert not any(name.startswith("azure.monitor") for name in run.exported["modules"])
+
+
+# --- the real exporter ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Ingestion:
+    """A loopback stand-in for Application Insights' ingestion (and live metrics) endpoint."""
+
+    paths: list[str] = field(default_factory=list)
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        # The exporter joins "v2.1/track" to the endpoint with a slash of its own.
+        path = "/" + request.path.lstrip("/")
+        self.paths.append(path)
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.raw.append(body)
+        if path in ("/v2.1/track", "/v2/track"):
+            received = json.loads(body)
+            self.envelopes.extend(received)
+            accepted = {"itemsReceived": len(received), "itemsAccepted": len(received), "errors": []}
+            return web.json_response(accepted)
+        return web.json_response({})  # live metrics: not subscribed
+
+    def of_type(self, base_type: str) -> list[dict[str, Any]]:
+        return [e["data"]["baseData"] for e in self.envelopes if e["data"]["baseType"] == base_type]
+
+
+@pytest.fixture(scope="module")
+async def exported(azurite: Azurite, emulator: Any) -> AsyncIterator[tuple[Run, Ingestion]]:
+    ingestion = Ingestion()
+    async with serve_local(ingestion.handle) as url:
+        run = await faulty_run(
+            azurite,
+            emulator,
+            "azure",
+            APPLICATIONINSIGHTS_CONNECTION_STRING=(
+                f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={url}/;LiveEndpoint={url}/"
+            ),
+            # Nothing leaves the machine: no statsbeat, no settings from Microsoft's control plane.
+            APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+            APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED="true",
+            # The distro's default samples traces at a rate; the environment overrides it (README).
+            OTEL_TRACES_SAMPLER="always_on",
+        )
+        yield run, ingestion
+
+
+def test_azure_monitor_receives_the_outcome_records_with_job_dimensions(
+    exported: tuple[Run, Ingestion],
+) -> None:
+    run, ingestion = exported
+    outcomes = [m for m in ingestion.of_type("MessageData") if m["message"].startswith(OUTCOME_RECORD)]
+    archived = {m["properties"][JOB_ID]: m["properties"] for m in outcomes if "outcome=archived" in m["message"]}
+    assert set(archived) == set(run.jobs)
+    for job_id, correlation_id in run.jobs.items():
+        assert archived[job_id].get(CORRELATION_ID) == correlation_id
+        assert archived[job_id][STATUS] == "succeeded"
+        assert float(archived[job_id][LAG_SECONDS]) >= 0
+
+
+def test_azure_monitor_receives_every_archiver_metric(exported: tuple[Run, Ingestion]) -> None:
+    _, ingestion = exported
+    names = {metric["name"] for data in ingestion.of_type("MetricData") for metric in data["metrics"]}
+    assert {m.value for m in Metric} <= names
+    archived = [d for d in ingestion.of_type("MetricData") if d["metrics"][0]["name"] == Metric.JOBS_ARCHIVED]
+    assert sum(d["metrics"][0]["value"] for d in archived) == 3
+    assert {d["properties"][STATUS] for d in archived} == {"succeeded"}
+
+
+def test_azure_monitor_receives_the_spans_with_the_distro_s_storage_tracing(
+    exported: tuple[Run, Ingestion],
+) -> None:
+    run, ingestion = exported
+    dependencies = ingestion.of_type("RemoteDependencyData")
+    language_host = run.environ["LANGUAGE_ENDPOINT"].removeprefix("http://")
+    language = [d for d in dependencies if d["type"] == "HTTP" and d["target"] == language_host]
+    assert {d["properties"][JOB_ID] for d in language} >= set(run.jobs)
+    # HTTP dependencies without the query string (the service's own paging parameters stay out).
+    assert all("?" not in d["data"] for d in language)
+    # azure-core's plugin, enabled by the distro: blob writes appear as dependencies too.
+    assert any(d["name"].startswith("BlobClient.") or "upload_blob" in d["name"] for d in dependencies)
+    invocations = [d for d in dependencies if d["name"] == "archiver.poll_job"]
+    assert {d["properties"].get(JOB_ID) for d in invocations} >= set(run.jobs)
+
+
+def test_only_the_local_ingestion_endpoint_was_called(exported: tuple[Run, Ingestion]) -> None:
+    _, ingestion = exported
+    assert ingestion.envelopes
+    assert {path for path in ingestion.paths if "track" in path} <= {"/v2.1/track", "/v2/track"}
