@@ -346,7 +346,9 @@ def test_azure_monitor_receives_the_outcome_records_with_job_dimensions(
 ) -> None:
     run, ingestion = exported
     outcomes = [m for m in ingestion.of_type("MessageData") if m["message"].startswith(OUTCOME_RECORD)]
-    archived = {m["properties"][JOB_ID]: m["properties"] for m in outcomes if "outcome=archived" in m["message"]}
+    archived = {
+        m["properties"][JOB_ID]: m["properties"] for m in outcomes if m["properties"][OUTCOME] == "archived"
+    }
     assert set(archived) == set(run.jobs)
     for job_id, correlation_id in run.jobs.items():
         assert archived[job_id].get(CORRELATION_ID) == correlation_id
