@@ -31,7 +31,7 @@ from azure.storage.queue.aio import QueueServiceClient
 import function_app
 from local.runner import QueueRunner, functions_of
 from local.upstream import enqueue
-from shared.runtime import close_process_runtime
+from shared.runtime import close_process_runtime, process_runtime
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 TELEMETRY_PREFIXES: Final = ("opentelemetry", "azure.monitor")
@@ -82,7 +82,6 @@ async def run(spec: dict[str, Any]) -> None:
     async with QueueRunner(
         app=function_app.app, connection_string=connection, environ=environ, timer=False, poll_interval=0.05
     ) as runner:
-        from shared.runtime import process_runtime  # noqa: PLC0415 - after the app's own imports
 
         async def archived() -> bool:
             archive = (await process_runtime()).archive
@@ -93,6 +92,14 @@ async def run(spec: dict[str, Any]) -> None:
     sweep = next(f for f in functions_of(function_app.app) if f.get_function_name() == "sweep_ledger")
     await sweep.get_user_function()(TimerRequest(past_due=False))
     await close_process_runtime()
+    # A runtime built again (settings read afresh) must not configure telemetry a second time.
+    await process_runtime()
+    await close_process_runtime()
+
+
+def log_exporting_handlers() -> int:
+    """OpenTelemetry handlers on the root logger: one per configuration of the logs pipeline."""
+    return sum(type(h).__name__ == "LoggingHandler" for h in logging.getLogger().handlers)
 
 
 def install_in_memory() -> Any:
@@ -172,7 +179,7 @@ def main() -> int:
     spec = json.load(sys.stdin)
     exporters = install_in_memory() if mode == "memory" else None
     asyncio.run(run(spec))
-    out: dict[str, Any] = {"modules": telemetry_modules()}
+    out: dict[str, Any] = {"modules": telemetry_modules(), "logHandlers": log_exporting_handlers()}
     if exporters is not None:
         out |= dump_in_memory(*exporters)
     json.dump(out, sys.stdout, default=str)

@@ -240,6 +240,13 @@ def test_azure_monitor_receives_the_spans_with_the_distro_s_storage_tracing(
     assert {d["properties"].get(JOB_ID) for d in invocations} >= set(run.jobs)
 
 
+def test_the_distro_is_configured_once_per_process(exported: tuple[Run, Ingestion]) -> None:
+    """The probe built the runtime twice; a second configuration would export every record twice."""
+    run, _ = exported
+    assert run.exported["logHandlers"] == 1
+    assert "azure.monitor.opentelemetry" in run.exported["modules"]
+
+
 def test_only_the_local_ingestion_endpoint_was_called(exported: tuple[Run, Ingestion]) -> None:
     _, ingestion = exported
     assert ingestion.envelopes
