@@ -21,6 +21,7 @@ __all__ = [
     "ATTEMPT",
     "CONNECTION_STRING_SETTING",
     "CORRELATION_ID",
+    "DELAY_SECONDS",
     "DEQUEUE_COUNT",
     "JOB_ID",
     "LAG_SECONDS",
@@ -77,6 +78,8 @@ DEQUEUE_COUNT: Final = "dequeueCount"
 #: On the outcome record of an archived job: Application Insights keeps histograms as
 #: count/sum/min/max only, so the p95 lag alert computes percentiles over this attribute.
 LAG_SECONDS: Final = "lagSeconds"
+#: On the outcome record of a rescheduled job: the wait before its next poll.
+DELAY_SECONDS: Final = "delaySeconds"
 REASON: Final = "reason"
 RESULT: Final = "result"
 #: The first word of the one outcome record per invocation (its attributes say the rest).

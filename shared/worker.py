@@ -33,6 +33,7 @@ from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
 from .runtime import Runtime
 from .telemetry import (
     ATTEMPT,
+    DELAY_SECONDS,
     DEQUEUE_COUNT,
     JOB_ID,
     LAG_SECONDS,
@@ -142,7 +143,7 @@ def _log_outcome(result: Result, message: JobMessage | None, *, dequeue_count: i
     if result.reason is not None:
         attributes[REASON] = result.reason
     if result.delay is not None:
-        attributes["delaySeconds"] = round(result.delay, 3)
+        attributes[DELAY_SECONDS] = round(result.delay, 3)
     _log.log(
         logging.ERROR if result.outcome is Outcome.POISONED else logging.INFO,
         "%s outcome=%s status=%s jobId=%s%s",

@@ -26,6 +26,7 @@ from shared.telemetry import (
     ATTEMPT,
     CONNECTION_STRING_SETTING,
     CORRELATION_ID,
+    DELAY_SECONDS,
     DEQUEUE_COUNT,
     JOB_ID,
     LAG_SECONDS,
@@ -110,7 +111,18 @@ SUPPORTED_PYTHON: Final = frozenset({"3.10", "3.11", "3.12", "3.13"})
 SUPPORTED_BUNDLE_MAJORS: Final = frozenset({3, 4})
 #: The attribute names the code gives its records and metrics (shared/telemetry.py).
 TELEMETRY_DIMENSIONS: Final = frozenset(
-    {JOB_ID, CORRELATION_ID, OUTCOME, STATUS, ATTEMPT, DEQUEUE_COUNT, LAG_SECONDS, REASON, RESULT}
+    {
+        JOB_ID,
+        CORRELATION_ID,
+        OUTCOME,
+        STATUS,
+        ATTEMPT,
+        DEQUEUE_COUNT,
+        LAG_SECONDS,
+        DELAY_SECONDS,
+        REASON,
+        RESULT,
+    }
 )
 #: Where the infra names the app's telemetry: a module, and the metrics it must name (all: the workbook).
 TELEMETRY_MODULES: Final = {

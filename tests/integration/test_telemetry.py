@@ -15,6 +15,7 @@ from local.upstream import submit_job
 from shared.telemetry import (
     ATTEMPT,
     CORRELATION_ID,
+    DELAY_SECONDS,
     JOB_ID,
     LAG_SECONDS,
     OUTCOME,
@@ -78,7 +79,7 @@ def test_outcome_records_say_outcome_status_and_attempt(run: Run) -> None:
     assert all(isinstance(a[ATTEMPT], int) and a[ATTEMPT] >= 1 for a in outcomes)
     rescheduled = [a for a in outcomes if a[OUTCOME] == "rescheduled"]
     assert run.ghost in {a[JOB_ID] for a in rescheduled}
-    assert all(a[JOB_ID] in {*run.jobs, run.ghost} and a["delaySeconds"] > 0 for a in rescheduled)
+    assert all(a[JOB_ID] in {*run.jobs, run.ghost} and a[DELAY_SECONDS] > 0 for a in rescheduled)
 
 
 def test_poisoned_outcome_records_carry_the_reason_and_no_job(run: Run) -> None:
