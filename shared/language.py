@@ -211,7 +211,7 @@ class LanguageClient:
             headers = {"Accept": "application/json", **credentials}
             status: int | None = None  # None: no answer (timeout, reset)
             with self._telemetry.span(
-                f"Language {method}", client=True, attributes=self._span_attributes(method, url, job_id)
+                f"Language {method}", kind="client", attributes=self._span_attributes(method, url, job_id)
             ) as span:
                 try:
                     async with self._session.request(

@@ -29,6 +29,7 @@ from .telemetry import (
     AttributeValue,
     Metric,
     PollResult,
+    SpanKindName,
     SpanRecorder,
     Telemetry,
     reason_code,
@@ -39,6 +40,13 @@ __all__ = ["OtelTelemetry", "azure_monitor_telemetry"]
 # The Functions worker's own choice when it configures the distro: the Azure VM detector would
 # probe the instance metadata endpoint, which a Functions instance does not serve.
 _RESOURCE_DETECTORS: Final = ("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+
+
+_KINDS: Final[dict[SpanKindName, SpanKind]] = {
+    "internal": SpanKind.INTERNAL,
+    "client": SpanKind.CLIENT,
+    "consumer": SpanKind.CONSUMER,
+}
 
 
 class _Span:
@@ -88,10 +96,13 @@ class OtelTelemetry(Telemetry):
 
     @contextmanager
     def span(
-        self, name: str, *, client: bool = False, attributes: Mapping[str, AttributeValue] | None = None
+        self,
+        name: str,
+        *,
+        kind: SpanKindName = "internal",
+        attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Iterator[SpanRecorder]:
-        kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
-        with self._tracer.start_as_current_span(name, kind=kind, attributes=attributes) as span:
+        with self._tracer.start_as_current_span(name, kind=_KINDS[kind], attributes=attributes) as span:
             yield _Span(span)
 
     def polled(self, result: PollResult) -> None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from .settings import Settings
 
@@ -35,6 +35,7 @@ __all__ = [
     "JobLog",
     "Metric",
     "PollResult",
+    "SpanKindName",
     "SpanRecorder",
     "Telemetry",
     "configure_telemetry",
@@ -86,6 +87,9 @@ RESULT: Final = "result"
 OUTCOME_RECORD: Final = "archiver.outcome"
 
 AttributeValue = str | bool | int | float
+#: internal: work inside the app; client: a call to another service (an Application Insights
+#: dependency); consumer: the processing of a queue message (a request when it has no parent).
+SpanKindName = Literal["internal", "client", "consumer"]
 
 
 def reason_code(reason: str) -> str:
@@ -137,9 +141,13 @@ class Telemetry:
 
     @contextmanager
     def span(
-        self, name: str, *, client: bool = False, attributes: Mapping[str, AttributeValue] | None = None
+        self,
+        name: str,
+        *,
+        kind: SpanKindName = "internal",
+        attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Iterator[SpanRecorder]:
-        """A span around the block, current inside it; ``client``: a call to another service."""
+        """A span around the block, current inside it."""
         yield _NO_SPAN
 
     def polled(self, result: PollResult) -> None:

@@ -106,7 +106,11 @@ async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -
 
     One span covers the invocation (the Language and storage calls nest under it), and one
     outcome record says what became of it; a real fault raises out of both."""
-    with runtime.telemetry.span("archiver.poll_job", attributes={DEQUEUE_COUNT: dequeue_count}) as span:
+    # A consumer span: the processing of a queue message (Application Insights shows it as a request
+    # unless the host's own span is its parent).
+    with runtime.telemetry.span(
+        "archiver.poll_job", kind="consumer", attributes={DEQUEUE_COUNT: dequeue_count}
+    ) as span:
         text = body.decode("utf-8", "replace")
         message: JobMessage | None = None
         try:

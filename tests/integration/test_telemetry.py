@@ -142,6 +142,7 @@ def ancestors(run: Run, span: dict[str, Any]) -> list[str]:
 
 def test_each_job_invocation_span_names_its_job(run: Run) -> None:
     invocations = run.spans("archiver.poll_job")
+    assert {s["kind"] for s in invocations} == {"CONSUMER"}
     with_job = Counter(s["attributes"].get(JOB_ID) for s in invocations)
     assert set(with_job) == {*run.jobs, run.ghost, None}  # None: the two poison messages
     assert with_job[None] == 2
@@ -237,8 +238,9 @@ def test_azure_monitor_receives_the_spans_with_the_distro_s_storage_tracing(
     assert all("?" not in d["data"] for d in language)
     # azure-core's plugin, enabled by the distro: blob writes appear as dependencies too.
     assert any(d["name"].startswith("BlobClient.") or "upload_blob" in d["name"] for d in dependencies)
-    invocations = [d for d in dependencies if d["name"] == "archiver.poll_job"]
-    assert {d["properties"].get(JOB_ID) for d in invocations} >= set(run.jobs)
+    # The invocation is a consumer span: without a parent (no host here) it is a request.
+    invocations = [r for r in ingestion.of_type("RequestData") if r["name"] == "archiver.poll_job"]
+    assert {r["properties"].get(JOB_ID) for r in invocations} >= set(run.jobs)
 
 
 def test_the_distro_is_configured_once_per_process(exported: tuple[Run, Ingestion]) -> None:

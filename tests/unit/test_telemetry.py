@@ -158,7 +158,7 @@ def test_otel_spans_nest_and_record_errors(
 ) -> None:
     telemetry, _, spans = recorded
 
-    with telemetry.span("outer", attributes={JOB_ID: "j"}), telemetry.span("inner", client=True) as inner:
+    with telemetry.span("outer", attributes={JOB_ID: "j"}), telemetry.span("inner", kind="client") as inner:
         inner.set_attribute("http.response.status_code", 503)
         inner.set_error("HTTP 503")
 
