@@ -31,7 +31,9 @@ from azure.storage.queue.aio import QueueServiceClient
 import function_app
 from local.runner import QueueRunner, functions_of
 from local.upstream import enqueue
-from shared.runtime import close_process_runtime, process_runtime
+from shared.language import InPlaceRetry
+from shared.runtime import build_runtime, close_process_runtime, install_process_runtime, process_runtime
+from shared.settings import load_settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 TELEMETRY_PREFIXES: Final = ("opentelemetry", "azure.monitor")
@@ -79,6 +81,9 @@ async def run(spec: dict[str, Any]) -> None:
         for text in spec["messages"]:
             await enqueue(queue, text)
     jobs: list[str] = spec["jobs"]
+    # Quick in-place retries, so that the faults cost milliseconds; telemetry as the settings say.
+    quick = InPlaceRetry(attempts=3, base_delay=0.02, max_wait=1.0)
+    await install_process_runtime(await build_runtime(load_settings(environ), retry=quick))
     async with QueueRunner(
         app=function_app.app, connection_string=connection, environ=environ, timer=False, poll_interval=0.05
     ) as runner:

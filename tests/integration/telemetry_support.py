@@ -32,7 +32,7 @@ __all__ = ["Ingestion", "Run", "exported_to_azure_monitor", "in_memory_run"]
 UNUSED_CONNECTION: Final = (
     "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
 )
-FAULTS: Final = {"rate5xx": 0.3, "rate429": 0.2, "retryAfterSeconds": 1, "rateReset": 0.1}
+FAULTS: Final = {"rate5xx": 0.3, "rate429": 0.2, "retryAfterSeconds": 0, "rateReset": 0.1}
 
 
 @dataclass
