@@ -135,7 +135,7 @@ _lock: Final = threading.Lock()
 _configured: OtelTelemetry | None = None
 
 
-def azure_monitor_telemetry() -> OtelTelemetry:
+def azure_monitor_telemetry(connection_string: str) -> OtelTelemetry:
     """Configure the Azure Monitor distro once per process and record through it.
 
     If the Functions worker configured the distro already (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY``),
@@ -148,7 +148,7 @@ def azure_monitor_telemetry() -> OtelTelemetry:
                 from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
 
                 os.environ.setdefault(*_RESOURCE_DETECTORS)
-                configure_azure_monitor()
+                configure_azure_monitor(connection_string=connection_string)
             # Outcome records are INFO: a root logger left at WARNING must not drop them on the way
             # to the exporter's handler.
             app_logger = logging.getLogger(METER_NAME)

@@ -172,8 +172,9 @@ _OFF: Final = Telemetry()
 def configure_telemetry(settings: Settings) -> Telemetry:
     """The process's telemetry: off without a connection string, else OpenTelemetry to Azure
     Monitor, configured on the first call (idempotent)."""
-    if settings.applicationinsights_connection_string is None:
+    connection_string = settings.applicationinsights_connection_string
+    if connection_string is None:
         return _OFF
     from . import otel  # noqa: PLC0415 - the telemetry packages load only when telemetry is on
 
-    return otel.azure_monitor_telemetry()
+    return otel.azure_monitor_telemetry(connection_string)
