@@ -3,7 +3,7 @@
 // data, the account for the Functions host's storage as Microsoft documents it), the storage account
 // and the Language account refuse keys, telemetry is Entra-authenticated.
 // Modules (infra/modules/, one concern each): identity, monitoring, storage, language (new account),
-// language-access (role + endpoint, new or existing account), functionapp, roles, alerts.
+// language-access (role + endpoint, new or existing account), functionapp, roles, alerts, workbook.
 
 targetScope = 'subscription'
 
@@ -111,6 +111,10 @@ param hostBlobOwnerOnAccount bool = true
 
 @description('E-mail address for the alerts; empty: an action group without receivers.')
 param alertEmail string = ''
+
+@description('Alert when the p95 of the archive lag (job\'s lastUpdatedDateTime to archivedAt) over an hour exceeds this many seconds.')
+@minValue(1)
+param archiveLagP95AlertSeconds int = 900
 
 var tags = {
   'azd-env-name': environmentName
@@ -261,6 +265,18 @@ module alerts 'modules/alerts.bicep' = {
     actionGroupName: 'ag-${resourceToken}'
     alertNamePrefix: 'alert-${resourceToken}'
     alertEmail: alertEmail
+    jobsQueueName: jobsQueueName
+    archiveLagP95Seconds: archiveLagP95AlertSeconds
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: resourceGroup
+  params: {
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: tags
     jobsQueueName: jobsQueueName
   }
 }

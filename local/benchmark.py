@@ -63,6 +63,55 @@ def cold_start(runs: int) -> None:
     )
 
 
+_TELEMETRY_PROBE = (
+    "import os, sys, time; t = time.perf_counter(); import function_app; i = time.perf_counter() - t; "
+    "from shared.settings import load_settings; from shared.telemetry import configure_telemetry; "
+    "t = time.perf_counter(); configure_telemetry(load_settings(os.environ)); "
+    "print(i, time.perf_counter() - t, any(m.startswith('opentelemetry') for m in sys.modules))"
+)
+
+
+def telemetry_cold_start(runs: int) -> None:
+    """Import time without and with APPLICATIONINSIGHTS_CONNECTION_STRING, and what configuring the
+    Azure Monitor distro adds to the first invocation (export to a closed loopback port)."""
+    base = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LANGUAGE_ENDPOINT": "https://example.cognitiveservices.azure.com",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    }
+    base.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    telemetry = {
+        **base,
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+            "IngestionEndpoint=http://127.0.0.1:9/;LiveEndpoint=http://127.0.0.1:9/"
+        ),
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    }
+    for label, env in (("without", base), ("with", telemetry)):
+        imports, configures, loaded = [], [], set()
+        for _ in range(runs):
+            out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed probe
+                [sys.executable, "-c", _TELEMETRY_PROBE],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            ).stdout.split()
+            imports.append(float(out[0]))
+            configures.append(float(out[1]))
+            loaded.add(out[2])
+        print(
+            f"telemetry {label} APPLICATIONINSIGHTS_CONNECTION_STRING: import function_app median "
+            f"{statistics.median(imports) * 1000:.0f} ms, first-invocation telemetry setup median "
+            f"{statistics.median(configures) * 1000:.0f} ms ({runs} runs), "
+            f"opentelemetry imported: {', '.join(sorted(loaded))}"
+        )
+
+
 async def throughput(jobs: int, documents: int, concurrency: int) -> None:
     key = "bench-key"
     emulator_config = EmulatorConfig(api_key=key, not_started_seconds=0, running_seconds=0)
@@ -143,6 +192,7 @@ def main() -> int:
     parser.add_argument("--import-runs", type=int, default=7)
     args = parser.parse_args()
     cold_start(args.import_runs)
+    telemetry_cold_start(args.import_runs)
     asyncio.run(throughput(args.jobs, args.documents, args.concurrency))
     return 0
 

@@ -23,6 +23,7 @@ import aiohttp
 from .auth import LanguageAuth, LanguageAuthError
 from .jobs import JobPage, MalformedJob, parse_job_page
 from .policy import parse_retry_after
+from .telemetry import JOB_ID, Telemetry, job_attributes
 from .urls import origin
 
 __all__ = [
@@ -117,6 +118,7 @@ class LanguageClient:
         retry: InPlaceRetry = InPlaceRetry(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        telemetry: Telemetry = Telemetry(),  # noqa: B008 - stateless, records nothing
     ) -> None:
         self._session = session
         self._endpoint = endpoint.rstrip("/")
@@ -128,6 +130,7 @@ class LanguageClient:
         self._retry = retry
         self._sleep = sleep
         self._rand = rand
+        self._telemetry = telemetry
 
     def job_url(self, job_id: str) -> str:
         return f"{self._endpoint}{_JOBS_PATH}{job_id}?{urlencode({'api-version': self._api_version})}"
@@ -155,9 +158,9 @@ class LanguageClient:
         """Ask the service to cancel (best effort); ``True`` when it accepted."""
         url = f"{self._endpoint}{_JOBS_PATH}{job_id}:cancel?{urlencode({'api-version': self._api_version})}"
         try:
-            status, _ = await self._send("POST", url)
+            status, _ = await self._send("POST", url, job_id)
         except LanguageError as exc:
-            _log.warning("cancel of job %s failed: %s", job_id, exc)
+            _log.warning("cancel of job %s failed: %s", job_id, exc, extra=job_attributes(job_id))
             return False
         return status == 202
 
@@ -183,7 +186,7 @@ class LanguageClient:
     async def _get_page(self, url: str, job_id: str) -> JobPage:
         last: MalformedJob | None = None
         for attempt in range(self._retry.attempts):
-            _, body = await self._send("GET", url)
+            _, body = await self._send("GET", url, job_id)
             try:
                 return parse_job_page(json.loads(body, parse_constant=_reject_constant), job_id=job_id)
             except ValueError as exc:  # JSONDecodeError and MalformedJob alike
@@ -192,8 +195,11 @@ class LanguageClient:
                     await self._sleep(self._backoff(attempt))
         raise UnusableResponse(f"job {job_id}: {last}")
 
-    async def _send(self, method: str, url: str) -> tuple[int, bytes]:
-        """One call with in-place retries of transient faults; returns (status, body) of a 2xx."""
+    async def _send(self, method: str, url: str, job_id: str) -> tuple[int, bytes]:
+        """One call with in-place retries of transient faults; returns (status, body) of a 2xx.
+
+        Each attempt is a client span (a dependency in Application Insights) with the URL's path
+        only: the query is the service's, and nothing of the request's headers is recorded."""
         retry_after: float | None = None
         detail = ""
         for attempt in range(self._retry.attempts):
@@ -203,19 +209,30 @@ class LanguageClient:
                 # No usable token is a configuration fault like a 401: keep the job, retry later.
                 raise AccessDenied(str(exc), status=401, retry_after=None) from exc
             headers = {"Accept": "application/json", **credentials}
-            try:
-                async with self._session.request(
-                    method, url, headers=headers, timeout=self._timeout, allow_redirects=False
-                ) as response:
-                    body = await response.read()
-                    status = response.status
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"), now=datetime.now(UTC)
+            status: int | None = None  # None: no answer (timeout, reset)
+            with self._telemetry.span(
+                f"Language {method}", kind="client", attributes=self._span_attributes(method, url, job_id)
+            ) as span:
+                try:
+                    async with self._session.request(
+                        method, url, headers=headers, timeout=self._timeout, allow_redirects=False
+                    ) as response:
+                        body = await response.read()
+                        status = response.status
+                        retry_after = parse_retry_after(
+                            response.headers.get("Retry-After"), now=datetime.now(UTC)
+                        )
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    detail = _redact(
+                        f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}", credentials
                     )
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                detail = _redact(f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}", credentials)
-                retry_after = None
-            else:
+                    retry_after = None
+                    span.set_error(detail)
+                else:
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 400:
+                        span.set_error(f"HTTP {status}")
+            if status is not None:
                 if 200 <= status < 300:
                     return status, body
                 detail = f"HTTP {status} {_error_summary(body, credentials)}"
@@ -229,6 +246,17 @@ class LanguageClient:
                 break
             await self._sleep(max(retry_after or 0.0, self._backoff(attempt)))
         raise TransientFailure(f"{method} job: {detail}", retry_after=retry_after)
+
+    def _span_attributes(self, method: str, url: str, job_id: str) -> dict[str, str | int]:
+        parts = urlsplit(url)
+        return {
+            "http.request.method": method,
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+            # Without the query: only what LANGUAGE_ENDPOINT and the job id already say.
+            "url.full": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+            JOB_ID: job_id,
+        }
 
     def _backoff(self, attempt: int) -> float:
         return self._retry.base_delay * (2.0**attempt) * (0.5 + self._rand() / 2)

@@ -25,6 +25,7 @@ from .policy import PollPolicy
 from .queues import JobQueues
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
+from .telemetry import Telemetry, configure_telemetry
 
 __all__ = [
     "Runtime",
@@ -49,6 +50,7 @@ class Runtime:
     ledger: Ledger
     queues: JobQueues
     policy: PollPolicy
+    telemetry: Telemetry
     clock: Callable[[], datetime] = _utcnow
     rand: Callable[[], float] = random.random
     # Owned resources, closed by aclose().
@@ -60,6 +62,7 @@ class Runtime:
         await self._storage.close()
         await self._auth.close()
         await self._session.close()
+        self.telemetry.flush()
 
 
 async def build_runtime(
@@ -71,8 +74,11 @@ async def build_runtime(
     language_timeout: aiohttp.ClientTimeout | None = None,
     language_credential: AsyncTokenCredential | None = None,
     trace_configs: Sequence[aiohttp.TraceConfig] = (),
+    telemetry: Telemetry | None = None,
 ) -> Runtime:
-    """Wire the clients for ``settings`` on the running loop (tests pass their own clock/rand)."""
+    """Wire the clients for ``settings`` on the running loop (tests pass their own clock/rand);
+    telemetry as the settings say unless given (configured once per process)."""
+    telemetry = configure_telemetry(settings) if telemetry is None else telemetry
     sessions = SessionHolder(trace_configs=trace_configs)
     session = await sessions.get()
     auth = language_auth(settings, credential=language_credential)
@@ -91,6 +97,7 @@ async def build_runtime(
             retry=retry,
             rand=rand,
             timeout=language_timeout,
+            telemetry=telemetry,
         ),
         archive=ArchiveWriter(container=storage.container(settings.archive_container)),
         ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
@@ -98,6 +105,7 @@ async def build_runtime(
             jobs=storage.queue(settings.jobs_queue), poison=storage.queue(settings.poison_queue)
         ),
         policy=PollPolicy.from_settings(settings),
+        telemetry=telemetry,
         clock=clock,
         rand=rand,
         _auth=auth,

@@ -66,6 +66,8 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("POLL_MAX_DELAY_SECONDS", "300"),
     SettingSpec("SWEEP_SCHEDULE", "0 */5 * * * *"),
     SettingSpec("SWEEP_GRACE_SECONDS", "300"),
+    # Telemetry to Azure Monitor (OpenTelemetry) when set; unset: no telemetry package is loaded.
+    SettingSpec("APPLICATIONINSIGHTS_CONNECTION_STRING", None),
 )
 _DEFAULTS: Final = {spec.name: spec.default for spec in SETTINGS}
 
@@ -99,6 +101,7 @@ class Settings:
     poll_max_delay_seconds: float = 300.0
     sweep_schedule: str = "0 */5 * * * *"
     sweep_grace_seconds: float = 300.0
+    applicationinsights_connection_string: str | None = field(default=None, repr=False)
 
     @property
     def poison_queue(self) -> str:
@@ -159,6 +162,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         poll_max_delay_seconds=maximum,
         sweep_schedule=_ncrontab("SWEEP_SCHEDULE", get("SWEEP_SCHEDULE")),
         sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS"), minimum=0.0),
+        applicationinsights_connection_string=_telemetry_connection(
+            get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+        ),
     )
 
 
@@ -184,6 +190,17 @@ def _endpoint(value: str | None) -> str:
             f"LANGUAGE_ENDPOINT must be the resource's base URL without path, query or credentials: {hint}"
         )
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _telemetry_connection(value: str | None) -> str | None:
+    """An Application Insights connection string names the resource by its instrumentation key."""
+    if value is not None and "instrumentationkey=" not in value.lower():
+        raise SettingsError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING is not an Application Insights connection string "
+            "(no InstrumentationKey=): copy it from the resource's overview, or leave it unset "
+            "for no telemetry"
+        )
+    return value
 
 
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")

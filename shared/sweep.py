@@ -17,6 +17,7 @@ from typing import Final
 
 from .messages import InvalidMessage
 from .runtime import Runtime
+from .telemetry import job_attributes
 
 __all__ = ["SweepReport", "run_sweep"]
 
@@ -37,6 +38,15 @@ class SweepReport:
 
 
 async def run_sweep(runtime: Runtime) -> SweepReport:
+    """One sweep of the ledger, under one span; its findings are the ledger metrics."""
+    with runtime.telemetry.span("archiver.sweep_ledger") as span:
+        report = await _sweep(runtime)
+        for name, value in (("scanned", report.scanned), ("overdue", report.overdue)):
+            span.set_attribute(name, value)
+    return report
+
+
+async def _sweep(runtime: Runtime) -> SweepReport:
     report = SweepReport()
     now = runtime.clock()
     grace = timedelta(seconds=runtime.settings.sweep_grace_seconds)
@@ -48,6 +58,7 @@ async def run_sweep(runtime: Runtime) -> SweepReport:
             if len(overdue) >= MAX_PER_RUN:
                 break
     report.overdue = len(overdue)
+    runtime.telemetry.ledger_swept(pending=report.scanned, overdue=report.overdue)
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def visit(job_id: str) -> None:
@@ -57,7 +68,9 @@ async def run_sweep(runtime: Runtime) -> SweepReport:
             except Exception:
                 # One bad record must not stop the others; it stays in the ledger for next time.
                 report.failed += 1
-                _log.exception("sweep could not process ledger record of job %s", job_id)
+                _log.exception(
+                    "sweep could not process ledger record of job %s", job_id, extra=job_attributes(job_id)
+                )
 
     await asyncio.gather(*(visit(job_id) for job_id in overdue))
     _log.info(
@@ -80,7 +93,12 @@ async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
         record = await runtime.ledger.get(job_id)
     except (InvalidMessage, ValueError, KeyError) as exc:
         report.failed += 1
-        _log.error("ledger record of job %s is unreadable (%s): left for an operator", job_id, exc)
+        _log.error(
+            "ledger record of job %s is unreadable (%s): left for an operator",
+            job_id,
+            exc,
+            extra=job_attributes(job_id),
+        )
         return
     now = runtime.clock()
     if record is None or now <= record.next_poll_at + timedelta(seconds=runtime.settings.sweep_grace_seconds):
@@ -91,4 +109,8 @@ async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
     await runtime.queues.schedule(record.message.evolve(ledger_etag=etag), visibility_timeout=0)
     report.redriven += 1
     report.job_ids.append(job_id)
-    _log.warning("archiver.redriven jobId=%s: its next poll was overdue", job_id)
+    _log.warning(
+        "archiver.redriven jobId=%s: its next poll was overdue",
+        job_id,
+        extra=job_attributes(job_id, record.message.correlation_id),
+    )

@@ -31,6 +31,21 @@ from .language import (
 from .messages import InvalidMessage, JobMessage, parse_message
 from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
 from .runtime import Runtime
+from .telemetry import (
+    ATTEMPT,
+    DELAY_SECONDS,
+    DEQUEUE_COUNT,
+    JOB_ID,
+    LAG_SECONDS,
+    OUTCOME,
+    OUTCOME_RECORD,
+    REASON,
+    STATUS,
+    AttributeValue,
+    PollResult,
+    job_attributes,
+    job_log,
+)
 
 __all__ = ["Outcome", "Result", "handle_message"]
 
@@ -81,21 +96,68 @@ class Result:
     job_id: str | None = None
     status: str | None = None  # the manifest's status when the job ended here
     delay: float | None = None  # the wait before the next poll when rescheduled
+    reason: str | None = None  # why the message was poisoned
+    #: More attributes of the outcome record (archived: counts and lagSeconds).
+    details: tuple[tuple[str, AttributeValue], ...] = ()
 
 
 async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -> Result:
-    """Process one jobs-queue message (base64 already decoded) and return what became of the job."""
-    text = body.decode("utf-8", "replace")
-    try:
-        if "\ufffd" in text:
-            body.decode("utf-8")  # tell a real U+FFFD from bytes that are not UTF-8 at all
-        message = parse_message(text, settings=runtime.settings)
-    except (InvalidMessage, UnicodeDecodeError) as exc:
-        reason = exc.reason if isinstance(exc, InvalidMessage) else "unparseable: message is not UTF-8 text"
-        await runtime.queues.poison(reason=reason, original=text)
-        _log.error("archiver.poisoned reason=%s", reason)
-        return Result(Outcome.POISONED)
-    return await _JobPoll(runtime, message, dequeue_count=dequeue_count).run()
+    """Process one jobs-queue message (base64 already decoded) and return what became of the job.
+
+    One span covers the invocation (the Language and storage calls nest under it), and one
+    outcome record says what became of it; a real fault raises out of both."""
+    # A consumer span: the processing of a queue message (Application Insights shows it as a request
+    # unless the host's own span is its parent).
+    with runtime.telemetry.span(
+        "archiver.poll_job", kind="consumer", attributes={DEQUEUE_COUNT: dequeue_count}
+    ) as span:
+        text = body.decode("utf-8", "replace")
+        message: JobMessage | None = None
+        try:
+            if "\ufffd" in text:
+                body.decode("utf-8")  # tell a real U+FFFD from bytes that are not UTF-8 at all
+            message = parse_message(text, settings=runtime.settings)
+        except (InvalidMessage, UnicodeDecodeError) as exc:
+            reason = (
+                exc.reason if isinstance(exc, InvalidMessage) else "unparseable: message is not UTF-8 text"
+            )
+            await runtime.queues.poison(reason=reason, original=text)
+            runtime.telemetry.message_poisoned(reason=reason)
+            result = Result(Outcome.POISONED, reason=reason)
+        else:
+            span.set_attribute(JOB_ID, message.job_id)
+            result = await _JobPoll(runtime, message, dequeue_count=dequeue_count).run()
+        span.set_attribute(OUTCOME, result.outcome.value)
+        _log_outcome(result, message, dequeue_count=dequeue_count)
+        return result
+
+
+def _log_outcome(result: Result, message: JobMessage | None, *, dequeue_count: int) -> None:
+    """The one outcome record of an invocation: its attributes are the custom dimensions."""
+    attributes: dict[str, AttributeValue] = {
+        **job_attributes(result.job_id, message.correlation_id if message else None),
+        OUTCOME: result.outcome.value,
+        # The poll this message is, 1 for a job's first (the message carries the app's count).
+        ATTEMPT: message.attempt + 1 if message else 1,
+        DEQUEUE_COUNT: dequeue_count,
+        **dict(result.details),
+    }
+    if result.status is not None:
+        attributes[STATUS] = result.status
+    if result.reason is not None:
+        attributes[REASON] = result.reason
+    if result.delay is not None:
+        attributes[DELAY_SECONDS] = round(result.delay, 3)
+    _log.log(
+        logging.ERROR if result.outcome is Outcome.POISONED else logging.INFO,
+        "%s outcome=%s status=%s jobId=%s%s",
+        OUTCOME_RECORD,
+        result.outcome.value,
+        result.status,
+        result.job_id,
+        f" reason={result.reason}" if result.reason else "",
+        extra=attributes,
+    )
 
 
 class _JobPoll:
@@ -107,6 +169,7 @@ class _JobPoll:
         self._message = message if message.first_seen_at else message.evolve(first_seen_at=self._now)
         self._redelivered = dequeue_count > 1
         self._job_id = message.job_id
+        self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
 
     async def run(self) -> Result:
         message = self._message
@@ -124,14 +187,16 @@ class _JobPoll:
         try:
             page = await self._rt.language.get_job(self._job_id)
         except LanguageError as exc:
+            self._rt.telemetry.polled(PollResult.FAILED)
             return await self._on_failure(message, exc)
+        self._rt.telemetry.polled(PollResult.ENDED if page.is_terminal else PollResult.UNFINISHED)
         message = message.evolve(
             seen_at=message.seen_at or self._now, expires_at=page.expires or message.expires_at, unusable=0
         )
         if page.is_terminal:
             return await self._archive(message, page, status=page.status, errors=page.errors)
         if not page.is_known_unfinished:
-            _log.warning(
+            self._log.warning(
                 "job %s has status %r, unknown to this app: polling it again", self._job_id, page.status
             )
         return await self._wait(message, WaitReason.UNFINISHED, retry_after=None, page=page)
@@ -150,7 +215,7 @@ class _JobPoll:
             )
         for kind, (level, what, hint, reason) in _KEPT_ON.items():
             if isinstance(exc, kind):
-                _log.log(
+                self._log.log(
                     level,
                     "Language service %s for job %s (%s): %s; the job is kept and polled again",
                     what,
@@ -167,7 +232,7 @@ class _JobPoll:
             return await self._finish(
                 message, "rejected", [_error("UnusableResponse", f"{MAX_UNUSABLE} polls in a row: {exc}")]
             )
-        _log.warning("job %s: unusable answer from the service (%s): polling again", self._job_id, exc)
+        self._log.warning("job %s: unusable answer from the service (%s): polling again", self._job_id, exc)
         return await self._wait(message, WaitReason.TRANSIENT, retry_after=None, cause=exc)
 
     async def _archive(
@@ -249,7 +314,7 @@ class _JobPoll:
         if etag is None:
             # Another message (a duplicate delivery, or the sweep's re-drive) moved the job on
             # since this one was written: it owns the next poll; this copy stops here.
-            _log.info("job %s: superseded by another message, dropping this copy", self._job_id)
+            self._log.info("job %s: superseded by another message, dropping this copy", self._job_id)
             return Result(Outcome.SUPERSEDED, self._job_id)
         await self._rt.queues.schedule(
             upcoming.evolve(ledger_etag=etag), visibility_timeout=queue_visibility(decision.delay)
@@ -278,27 +343,32 @@ class _JobPoll:
             correlation_id=message.correlation_id,
             metadata=message.metadata,
         )
-        commit = await self._rt.archive.commit(record, tasks, now=self._rt.clock())
+        archived_at = self._rt.clock()
+        commit = await self._rt.archive.commit(record, tasks, now=archived_at)
         if message.ledger_etag is not None or self._redelivered:
             await self._forget()
         if commit is Commit.ALREADY_ARCHIVED:
             return Result(Outcome.ALREADY_ARCHIVED, self._job_id)
-        _log.info(
-            "archiver.outcome status=%s jobId=%s tasks=%d documents=%d entities=%d",
-            status,
-            self._job_id,
-            len(tasks),
-            sum(task.entry["documentCount"] for task in tasks),
-            sum(task.entry["entityCount"] for task in tasks),
-        )
-        return Result(Outcome.ARCHIVED, self._job_id, status=status)
+        lag = None
+        if record.last_updated is not None:
+            # The service's clock may run a little ahead of ours: a lag is never negative.
+            lag = max(0.0, (archived_at - record.last_updated).total_seconds())
+        self._rt.telemetry.job_archived(status=status, lag_seconds=lag)
+        details: list[tuple[str, AttributeValue]] = [
+            ("tasks", len(tasks)),
+            ("documents", sum(task.entry["documentCount"] for task in tasks)),
+            ("entities", sum(task.entry["entityCount"] for task in tasks)),
+        ]
+        if lag is not None:
+            details.append((LAG_SECONDS, round(lag, 3)))
+        return Result(Outcome.ARCHIVED, self._job_id, status=status, details=tuple(details))
 
     async def _forget(self) -> None:
         """Drop the ledger record of an archived job; the sweep cleans up if this fails."""
         try:
             await self._rt.ledger.delete(self._job_id)
         except AzureError as exc:
-            _log.warning("job %s is archived but its ledger record remains (%s)", self._job_id, exc)
+            self._log.warning("job %s is archived but its ledger record remains (%s)", self._job_id, exc)
 
     def _deadline(self, message: JobMessage, page: JobPage | None) -> datetime:
         if message.expires_at is not None:

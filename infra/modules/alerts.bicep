@@ -1,9 +1,14 @@
-// Alerts on what the app (and the Functions host) log to Application Insights: a message poisoned,
-// a job that ended notFound or timedOut. Log search alerts over the component's traces, stateful
-// (one notification per incident, resolved when the traces stop), and an action group that emails
-// the operator when an address is given.
+// Alerts on the app's OpenTelemetry metrics and records in Application Insights (customMetrics and
+// traces of the component): a message poisoned (the app's, and the host's own after maxDequeueCount),
+// overdue jobs in the ledger, the archive lag's p95 above a threshold, and jobs that ended notFound
+// or timedOut. Log search alerts, stateful (one notification per incident, resolved when the
+// condition clears), and an action group that e-mails the operator when an address is given.
+//
+// Application Insights stores an OpenTelemetry histogram as count/sum/min/max only (no buckets), so
+// the p95 of the archive lag is computed over the lagSeconds dimension of the outcome records (one
+// per archived job), not from the archiver.archive.lag histogram.
 
-@description('Resource id of the Application Insights component the app logs to.')
+@description('Resource id of the Application Insights component the app sends telemetry to.')
 param applicationInsightsId string
 
 @description('Azure region of the alert rules (the component\'s).')
@@ -24,44 +29,99 @@ param alertEmail string = ''
 @description('Poll queue (for the host\'s own poison message): the alert names it.')
 param jobsQueueName string
 
-// THE log markers the app writes (the exact substrings of its trace messages). This is the one
-// place in the infrastructure that names them; the app's logging must emit them verbatim.
-var logMarkers = {
-  poisoned: 'archiver.poisoned'
-  notFound: 'archiver.outcome status=notFound'
-  timedOut: 'archiver.outcome status=timedOut'
+@description('Alert when the p95 of the archive lag (job\'s lastUpdatedDateTime to archivedAt) over the last hour exceeds this many seconds.')
+@minValue(1)
+param archiveLagP95Seconds int = 900
+
+// The app's telemetry names, as shared/telemetry.py defines them (tests/infra/consistency.py
+// checks every one against the code).
+var metrics = {
+  jobsArchived: 'archiver.jobs.archived'
+  messagesPoisoned: 'archiver.messages.poisoned'
+  ledgerOverdue: 'archiver.ledger.overdue'
+}
+var dimensions = {
+  status: 'status'
+  reason: 'reason'
+  outcome: 'outcome'
+  lagSeconds: 'lagSeconds'
 }
 
 // The Functions host's own line when a message exceeds maxDequeueCount (a fault the app raised on
-// every attempt) and the host moves it to "<queue>-poison": the app cannot log that one itself.
+// every attempt) and the host moves it to "<queue>-poison": the app cannot count that one itself.
 // (Storage's QueueMessageCount metric is per account, not per queue, so it cannot watch the poison
 // queue alone.)
 var hostPoisonMarker = 'Moving message to queue \'${jobsQueueName}-poison\''
 
+// Each query summarizes one measured column that must stay at 0 (the lag: under the threshold).
+// Every 5 minutes over the last 15 (ingestion delay cannot make an item fall between two windows;
+// autoMitigate keeps the overlapping windows to one notification); the lag over the last hour.
 var rules = [
   {
     name: 'poisoned-message'
     severity: 2
-    description: 'A queue message could never succeed and was sent to the poison queue by the app (${logMarkers.poisoned}).'
-    query: 'traces | where message contains_cs "${logMarkers.poisoned}"'
+    description: 'A queue message could never succeed and was sent to the poison queue by the app (${metrics.messagesPoisoned} > 0; its reason dimension says why).'
+    query: 'customMetrics | where name == "${metrics.messagesPoisoned}" | summarize poisoned = sum(valueSum) by reason = tostring(customDimensions.${dimensions.reason})'
+    measure: 'poisoned'
+    aggregation: 'Total'
+    threshold: 0
+    window: 'PT15M'
+    frequency: 'PT5M'
   }
   {
     name: 'host-poisoned-message'
     severity: 1
     description: 'The Functions host moved a message to ${jobsQueueName}-poison after maxDequeueCount failed attempts: the app raised on every attempt (storage down, a bug). The sweep re-drives the job from the ledger; find the cause in the exceptions.'
-    query: 'traces | where message contains_cs "${hostPoisonMarker}"'
+    query: 'traces | where message contains_cs "${hostPoisonMarker}" | summarize poisoned = count()'
+    measure: 'poisoned'
+    aggregation: 'Total'
+    threshold: 0
+    window: 'PT15M'
+    frequency: 'PT5M'
+  }
+  {
+    name: 'ledger-overdue'
+    severity: 3
+    description: 'A sweep found jobs whose next poll is overdue by more than SWEEP_GRACE_SECONDS (${metrics.ledgerOverdue} > 0): their messages were lost or poisoned. The sweep re-drives them; if this persists, the sweep itself fails (see its exceptions).'
+    query: 'customMetrics | where name == "${metrics.ledgerOverdue}" | summarize overdue = max(valueMax)'
+    measure: 'overdue'
+    aggregation: 'Maximum'
+    threshold: 0
+    window: 'PT15M'
+    frequency: 'PT5M'
+  }
+  {
+    name: 'archive-lag-p95'
+    severity: 2
+    description: 'The p95 of the archive lag over the last hour exceeds ${archiveLagP95Seconds} s: jobs are archived late (polling backlog, Language throttling, storage faults).'
+    query: 'traces | where tostring(customDimensions.${dimensions.outcome}) == "archived" | extend lag = todouble(customDimensions.${dimensions.lagSeconds}) | where isnotnull(lag) | summarize p95 = percentile(lag, 95)'
+    measure: 'p95'
+    aggregation: 'Maximum'
+    threshold: archiveLagP95Seconds
+    window: 'PT1H'
+    frequency: 'PT15M'
   }
   {
     name: 'job-not-found'
     severity: 3
-    description: 'A job ended notFound: the Language service returned 404 for a job never seen to exist (${logMarkers.notFound}).'
-    query: 'traces | where message contains_cs "${logMarkers.notFound}"'
+    description: 'A job ended notFound: the Language service returned 404 for a job never seen to exist (${metrics.jobsArchived} with status notFound).'
+    query: 'customMetrics | where name == "${metrics.jobsArchived}" and tostring(customDimensions.${dimensions.status}) == "notFound" | summarize jobs = sum(valueSum)'
+    measure: 'jobs'
+    aggregation: 'Total'
+    threshold: 0
+    window: 'PT15M'
+    frequency: 'PT5M'
   }
   {
     name: 'job-timed-out'
     severity: 2
-    description: 'A job ended timedOut: still unfinished at its expiry margin, the app gave up and asked the service to cancel it (${logMarkers.timedOut}).'
-    query: 'traces | where message contains_cs "${logMarkers.timedOut}"'
+    description: 'A job ended timedOut: still unfinished at its expiry margin, the app gave up and asked the service to cancel it (${metrics.jobsArchived} with status timedOut).'
+    query: 'customMetrics | where name == "${metrics.jobsArchived}" and tostring(customDimensions.${dimensions.status}) == "timedOut" | summarize jobs = sum(valueSum)'
+    measure: 'jobs'
+    aggregation: 'Total'
+    threshold: 0
+    window: 'PT15M'
+    frequency: 'PT5M'
   }
 ]
 
@@ -98,18 +158,17 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [
       scopes: [
         applicationInsightsId
       ]
-      // Every 5 minutes over the last 15: ingestion delay cannot make a trace fall between two
-      // windows, and autoMitigate keeps the overlapping windows to one notification.
-      evaluationFrequency: 'PT5M'
-      windowSize: 'PT15M'
+      evaluationFrequency: rule.frequency
+      windowSize: rule.window
       autoMitigate: true
       criteria: {
         allOf: [
           {
             query: rule.query
-            timeAggregation: 'Count'
+            timeAggregation: rule.aggregation
+            metricMeasureColumn: rule.measure
             operator: 'GreaterThan'
-            threshold: 0
+            threshold: rule.threshold
             failingPeriods: {
               numberOfEvaluationPeriods: 1
               minFailingPeriodsToAlert: 1
@@ -127,4 +186,5 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [
 ]
 
 output actionGroupId string = actionGroup.id
-output logMarkers object = logMarkers
+output metricNames object = metrics
+output dimensionNames object = dimensions

@@ -64,7 +64,12 @@ var pythonVersion = '3.11'
 //   tableServiceUri, where only the host writes its diagnostic events.
 // - AZURE_CLIENT_ID: which identity DefaultAzureCredential/ManagedIdentityCredential use (the app has
 //   only this one, but naming it avoids ambiguity and a metadata round trip).
-// - APPLICATIONINSIGHTS_AUTHENTICATION_STRING: telemetry authenticated with that identity.
+// - APPLICATIONINSIGHTS_AUTHENTICATION_STRING: telemetry authenticated with that identity (the
+//   host's, and the app's: the Azure Monitor exporter reads it too).
+// - PYTHON_ENABLE_OPENTELEMETRY: host.json's telemetryMode is OpenTelemetry; this lets the Python
+//   worker stream the app's OpenTelemetry logs itself (no duplicate host entries) and carries the
+//   invocation's trace context into the app, whose spans then nest under the host's. The app
+//   configures the Azure Monitor distro itself, on the first invocation (shared/otel.py).
 // Flex Consumption rejects FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION: the runtime is
 // functionAppConfig.runtime below.
 var hostSettings = {
@@ -76,6 +81,7 @@ var hostSettings = {
   AZURE_CLIENT_ID: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

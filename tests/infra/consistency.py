@@ -22,6 +22,20 @@ from shared.settings import (
     SettingSpec,
     load_settings,
 )
+from shared.telemetry import (
+    ATTEMPT,
+    CONNECTION_STRING_SETTING,
+    CORRELATION_ID,
+    DELAY_SECONDS,
+    DEQUEUE_COUNT,
+    JOB_ID,
+    LAG_SECONDS,
+    OUTCOME,
+    REASON,
+    RESULT,
+    STATUS,
+    Metric,
+)
 from tests.infra.bicep_model import (
     INFRA_DIR,
     REPO_ROOT,
@@ -43,6 +57,8 @@ __all__ = [
     "check_required_settings",
     "check_role_assignments",
     "check_runtime",
+    "check_telemetry",
+    "check_telemetry_names",
     "run_all",
 ]
 
@@ -59,6 +75,7 @@ INTENTIONALLY_UNSET: Final = {
 PLATFORM_SETTINGS: Final = frozenset(
     {
         "AZURE_CLIENT_ID",
+        "PYTHON_ENABLE_OPENTELEMETRY",
         # The host writes its diagnostic events to tables; the app reads no table.
         f"{STORAGE_SETTING}__tableServiceUri",
     }
@@ -100,8 +117,34 @@ FORBIDDEN_ROLES: Final = {
 #: which identity-based AzureWebJobsStorage__* connections for the queue trigger need.
 SUPPORTED_PYTHON: Final = frozenset({"3.10", "3.11", "3.12", "3.13"})
 SUPPORTED_BUNDLE_MAJORS: Final = frozenset({3, 4})
+#: The attribute names the code gives its records and metrics (shared/telemetry.py).
+TELEMETRY_DIMENSIONS: Final = frozenset(
+    {
+        JOB_ID,
+        CORRELATION_ID,
+        OUTCOME,
+        STATUS,
+        ATTEMPT,
+        DEQUEUE_COUNT,
+        LAG_SECONDS,
+        DELAY_SECONDS,
+        REASON,
+        RESULT,
+    }
+)
+#: Where the infra names the app's telemetry: a module, and the metrics it must name (all: the workbook).
+TELEMETRY_MODULES: Final = {
+    "alerts.bicep": {Metric.MESSAGES_POISONED, Metric.LEDGER_OVERDUE, Metric.JOBS_ARCHIVED},
+    "workbook.bicep": set(Metric),
+}
 #: A stand-in for deploy-time values when the infra's settings go through the app's validation.
 RUNTIME_PLACEHOLDER: Final = "https://deploy-time-value.invalid"
+#: ... and for the settings whose value has a form of its own.
+RUNTIME_PLACEHOLDERS: Final = {
+    CONNECTION_STRING_SETTING: (
+        f"InstrumentationKey=deploy-time-value;IngestionEndpoint={RUNTIME_PLACEHOLDER}/"
+    ),
+}
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -143,7 +186,7 @@ def _is_identity_storage_setting(name: str) -> bool:
 def _environ(settings: Mapping[str, object]) -> dict[str, str]:
     """The settings as the app's process would see them, deploy-time values stubbed."""
     return {
-        name: value if isinstance(value, str) else RUNTIME_PLACEHOLDER
+        name: value if isinstance(value, str) else RUNTIME_PLACEHOLDERS.get(name, RUNTIME_PLACEHOLDER)
         for name, value in settings.items()
         if value is not None
     }
@@ -383,6 +426,68 @@ def check_runtime(deployment: Deployment, repo_root: Path = REPO_ROOT) -> list[s
     return problems
 
 
+def check_telemetry(deployment: Deployment, repo_root: Path = REPO_ROOT) -> list[str]:
+    """With a connection string, the host exports OpenTelemetry and lets the worker stream the
+    app's logs (no duplicates); the app configures the distro itself (shared/otel.py)."""
+    settings = app_settings(deployment)
+    if CONNECTION_STRING_SETTING not in settings:
+        return [f"{CONNECTION_STRING_SETTING} is not set: the app would send no telemetry"]
+    problems = []
+    host = json.loads((repo_root / "host.json").read_text(encoding="utf-8"))
+    if host.get("telemetryMode") != "OpenTelemetry":
+        problems.append(f"host.json telemetryMode is {host.get('telemetryMode')!r}, expected 'OpenTelemetry'")
+    if settings.get("PYTHON_ENABLE_OPENTELEMETRY") != "true":
+        worker = settings.get("PYTHON_ENABLE_OPENTELEMETRY")
+        problems.append(
+            f"PYTHON_ENABLE_OPENTELEMETRY is {worker!r}: set it to 'true' so that the worker streams "
+            "the app's OpenTelemetry logs and trace context"
+        )
+    return problems
+
+
+_NAME_REFERENCE: Final = re.compile(r"\$\{(metrics|dimensions)\.([A-Za-z0-9_]+)\}")
+_ARCHIVER_NAME: Final = re.compile(r"\barchiver\.[a-z][a-z.]*[a-z]")
+_DIMENSION: Final = re.compile(r"customDimensions\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_telemetry_names(infra_dir: Path = INFRA_DIR) -> list[str]:
+    """Every metric and dimension the alerts and the workbook query is one the code emits, under
+    the code's name: their ``metrics``/``dimensions`` variables hold the code's values, every
+    ``${metrics.x}``/``${dimensions.x}`` names one of them, and no other ``archiver.*`` name or
+    ``customDimensions.x`` appears in infra/."""
+    problems = []
+    metric_names = {m.value for m in Metric}
+    for path in sorted(infra_dir.rglob("*.bicep")):
+        where = path.relative_to(infra_dir).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for name in sorted(set(_ARCHIVER_NAME.findall(text)) - metric_names):
+            problems.append(f"{where} names {name!r}, which is not a metric of shared.telemetry.Metric")
+        for name in sorted(set(_DIMENSION.findall(text)) - TELEMETRY_DIMENSIONS - {"metrics", "dimensions"}):
+            problems.append(f"{where} queries customDimensions.{name}, which the code never writes")
+        expected = TELEMETRY_MODULES.get(path.name)
+        if expected is None:
+            continue
+        scope = Template.load(path).scope({})
+        declared = {"metrics": scope.get("metrics"), "dimensions": scope.get("dimensions")}
+        for variable, names in declared.items():
+            if not isinstance(names, dict):
+                problems.append(f"{where} has no {variable} variable")
+                continue
+            known = metric_names if variable == "metrics" else TELEMETRY_DIMENSIONS
+            for key, value in names.items():
+                if value not in known:
+                    problems.append(f"{where}: {variable}.{key} = {value!r} is not a name the code emits")
+        for variable, key in _NAME_REFERENCE.findall(text):
+            names = declared.get(variable)
+            if isinstance(names, dict) and key not in names:
+                problems.append(f"{where} uses ${{{variable}.{key}}}, which its {variable} does not declare")
+        metrics = declared["metrics"]
+        named = set(metrics.values()) if isinstance(metrics, dict) else set()
+        for metric in sorted(expected - named):
+            problems.append(f"{where} does not name the metric {metric.value!r}")
+    return problems
+
+
 def check_azd_wiring(deployment: Deployment, repo_root: Path = REPO_ROOT) -> list[str]:
     """azure.yaml's service is the app Bicep tags for azd; main.parameters.json feeds main.bicep."""
     problems = []
@@ -529,6 +634,8 @@ def run_all(infra_dir: Path = INFRA_DIR, repo_root: Path = REPO_ROOT) -> list[st
         *check_keyless(deployment, infra_dir),
         *check_role_assignments(deployment, infra_dir),
         *check_runtime(deployment, repo_root),
+        *check_telemetry(deployment, repo_root),
+        *check_telemetry_names(infra_dir),
         *check_azd_wiring(deployment, repo_root),
         *check_documented_defaults(deployment, repo_root / "docs" / "deploy.md"),
         *(problem for instance in deployment.instances for problem in check_module_wiring(instance.template)),

@@ -31,6 +31,7 @@ def test_infra_has_main_and_one_module_per_concern() -> None:
         "modules/monitoring.bicep",
         "modules/roles.bicep",
         "modules/storage.bicep",
+        "modules/workbook.bicep",
     }
 
 

@@ -4,6 +4,7 @@ runs on a drifted copy of the repository to show that it catches what it claims 
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,7 @@ def test_design_settings_are_set_explicitly(settings: dict[str, object]) -> None
         "AZURE_CLIENT_ID",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "PYTHON_ENABLE_OPENTELEMETRY",
     ):
         assert name in settings, name
     assert "LANGUAGE_API_KEY" not in settings
@@ -99,14 +101,23 @@ def test_documented_defaults_are_the_bicep_defaults(deployment: Deployment) -> N
     assert not problems, _fail(problems)
 
 
-def test_log_markers_are_documented() -> None:
-    """The alert rules' log markers (one place in Bicep) are the ones docs/deploy.md tells the app to log."""
-    markers = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope({})["logMarkers"]
-    assert isinstance(markers, dict)
-    assert set(markers) == {"poisoned", "notFound", "timedOut"}
+def test_telemetry_is_on_and_streamed_by_the_worker(deployment: Deployment) -> None:
+    problems = consistency.check_telemetry(deployment, REPO_ROOT)
+    assert not problems, _fail(problems)
+
+
+def test_alerts_and_workbook_query_only_what_the_code_emits() -> None:
+    problems = consistency.check_telemetry_names(INFRA_DIR)
+    assert not problems, _fail(problems)
+
+
+def test_alert_rules_are_documented() -> None:
+    """Every alert rule the Bicep creates has its row in docs/deploy.md's table of alerts."""
+    rules = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope({"jobsQueueName": "q"})["rules"]
+    assert isinstance(rules, list)
     docs = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
-    for marker in markers.values():
-        assert f"`{marker}`" in docs, marker
+    rows = set(re.findall(r"^\| `([a-z0-9-]+)` \|", docs, re.MULTILINE))
+    assert {rule["name"] for rule in rules} <= rows
 
 
 # --- the checks catch drift --------------------------------------------------------------------------
@@ -286,6 +297,55 @@ DRIFTS = [
         "    alertMail: alertEmail\n",
         "module alerts passes 'alertMail'",
         id="module-parameter-typo",
+    ),
+    pytest.param(
+        "host.json",
+        '"telemetryMode": "OpenTelemetry",',
+        "",
+        "host.json telemetryMode is None",
+        id="telemetry-mode-removed",
+    ),
+    pytest.param(
+        "infra/modules/functionapp.bicep",
+        "  PYTHON_ENABLE_OPENTELEMETRY: 'true'\n",
+        "",
+        "PYTHON_ENABLE_OPENTELEMETRY is None",
+        id="worker-telemetry-removed",
+    ),
+    pytest.param(
+        "infra/modules/alerts.bicep",
+        "ledgerOverdue: 'archiver.ledger.overdue'",
+        "ledgerOverdue: 'archiver.ledger.late'",
+        "alerts.bicep names 'archiver.ledger.late'",
+        id="metric-renamed-in-alerts",
+    ),
+    pytest.param(
+        "infra/modules/workbook.bicep",
+        "  polls: 'archiver.polls'\n",
+        "",
+        "workbook.bicep does not name the metric 'archiver.polls'",
+        id="metric-missing-from-workbook",
+    ),
+    pytest.param(
+        "infra/modules/alerts.bicep",
+        "lagSeconds: 'lagSeconds'",
+        "lagSeconds: 'lag'",
+        "dimensions.lagSeconds = 'lag' is not a name the code emits",
+        id="dimension-renamed",
+    ),
+    pytest.param(
+        "infra/modules/workbook.bicep",
+        "${metrics.jobsArchived}",
+        "${metrics.jobArchived}",
+        "uses ${metrics.jobArchived}, which its metrics does not declare",
+        id="metric-reference-typo",
+    ),
+    pytest.param(
+        "infra/modules/workbook.bicep",
+        "customDimensions.${dimensions.status}",
+        "customDimensions.jobStatus",
+        "queries customDimensions.jobStatus, which the code never writes",
+        id="dimension-literal-typo",
     ),
 ]
 

@@ -218,3 +218,22 @@ async def stack(
             queues=queues,
         )
     await close_process_runtime()
+
+
+# One faulty run per session serves the telemetry and the security tests (each is a child process).
+
+
+@pytest.fixture(scope="session")
+async def telemetry_run(azurite: Azurite, emulator: Any) -> Any:
+    """The faulty run as the OpenTelemetry SDK's in-memory exporters saw it (``telemetry_support.Run``)."""
+    from .telemetry_support import in_memory_run  # noqa: PLC0415 - it imports this module
+
+    return await in_memory_run(azurite, emulator)
+
+
+@pytest.fixture(scope="session")
+async def azure_monitor_export(azurite: Azurite, emulator: Any) -> Any:
+    """The faulty run as a loopback Azure Monitor endpoint received it: (``Run``, ``Ingestion``)."""
+    from .telemetry_support import exported_to_azure_monitor  # noqa: PLC0415 - it imports this module
+
+    return await exported_to_azure_monitor(azurite, emulator)

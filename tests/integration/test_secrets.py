@@ -12,16 +12,20 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 import function_app
+from local.azurite import DEV_ACCOUNT_KEY
 from local.runner import QueueRunner
 from local.upstream import enqueue
 from shared.runtime import close_process_runtime
 from tests.conftest import EMULATOR_KEY
 
 from .conftest import SetFaults, Stack, documents
+from .telemetry_support import Ingestion, Run
 
 pytestmark = pytest.mark.integration
 
 WRONG_KEY = "wrong-key-fedcba9876543210-must-not-leak"
+#: Whatever authenticated a request: the Language key, the storage account key, an auth header.
+SECRETS = (EMULATOR_KEY, DEV_ACCOUNT_KEY, "SharedKey ", "Bearer ", "Ocp-Apim-Subscription-Key")
 
 
 @pytest.fixture
@@ -100,3 +104,28 @@ async def test_a_rejected_key_never_appears_in_logs_or_the_ledger(
 async def test_settings_repr_hides_the_key(stack: Stack) -> None:
     assert EMULATOR_KEY not in repr(stack.settings)
     assert EMULATOR_KEY not in str(stack.settings)
+
+
+def test_no_exported_span_metric_or_log_record_of_a_faulty_run_carries_a_key(telemetry_run: Run) -> None:
+    """Every item the OpenTelemetry SDK exported (spans with their attributes and events, metric
+    points with their attributes, log records with theirs) of a run with faults and a poison
+    message that tried to carry the key off."""
+    exported = telemetry_run.exported
+    items = [*exported["spans"], *exported["logs"], *exported["metrics"]]
+    assert len(exported["spans"]) > 10
+    assert exported["logs"]
+    assert exported["metrics"]
+    for item in items:
+        text = json.dumps(item)
+        for secret in SECRETS:
+            assert secret not in text, item
+
+
+def test_nothing_sent_to_azure_monitor_carries_a_key(azure_monitor_export: tuple[Run, Ingestion]) -> None:
+    """The envelopes as the real exporter sent them (traces, dependencies, metrics), byte for byte."""
+    _, ingestion = azure_monitor_export
+    assert ingestion.envelopes
+    for body in ingestion.raw:
+        text = body.decode("utf-8", "replace")
+        for secret in SECRETS:
+            assert secret not in text

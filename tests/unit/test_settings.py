@@ -64,6 +64,7 @@ def test_declared_settings_and_defaults_match_the_design_table() -> None:
         "POLL_MAX_DELAY_SECONDS": "300",
         "SWEEP_SCHEDULE": "0 */5 * * * *",
         "SWEEP_GRACE_SECONDS": "300",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": None,
     }
     assert {spec.name for spec in SETTINGS if spec.required} == {"LANGUAGE_ENDPOINT", "AzureWebJobsStorage"}
 
@@ -455,6 +456,27 @@ def test_connection_string_wins_over_identity_based_settings() -> None:
 
     assert storage.connection_string == "UseDevelopmentStorage=true"
     assert storage.blob_service_uri is None
+
+
+# --- telemetry -------------------------------------------------------------------------------------
+
+TELEMETRY = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://x.example/"
+
+
+def test_telemetry_is_off_without_a_connection_string() -> None:
+    assert load().applicationinsights_connection_string is None
+
+
+def test_an_application_insights_connection_string_turns_telemetry_on() -> None:
+    settings = load(APPLICATIONINSIGHTS_CONNECTION_STRING=TELEMETRY)
+
+    assert settings.applicationinsights_connection_string == TELEMETRY
+    assert TELEMETRY not in repr(settings)
+
+
+def test_a_connection_string_without_instrumentation_key_names_the_setting() -> None:
+    with pytest.raises(SettingsError, match=r"^APPLICATIONINSIGHTS_CONNECTION_STRING is not an Application"):
+        load(APPLICATIONINSIGHTS_CONNECTION_STRING="https://x.example/")
 
 
 # --- secrets and message shape -------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""OpenTelemetry behind ``shared.telemetry.Telemetry``: the ``archiver`` meter and tracer, and the
+Azure Monitor distro. Imported only when telemetry is on (``shared.telemetry.configure_telemetry``).
+
+The distro reads its own settings from the environment: ``APPLICATIONINSIGHTS_CONNECTION_STRING``,
+``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (Entra: the managed identity's token),
+``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (the trace sampler; left to the operator).
+It also routes the storage SDK's spans through azure-core's OpenTelemetry plugin and exports
+every log record of the process (record attributes become custom dimensions).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .telemetry import (
+    METER_NAME,
+    REASON,
+    RESULT,
+    STATUS,
+    AttributeValue,
+    Metric,
+    PollResult,
+    SpanKindName,
+    SpanRecorder,
+    Telemetry,
+    reason_code,
+)
+
+__all__ = ["OtelTelemetry", "azure_monitor_telemetry"]
+
+# The Functions worker's own choice when it configures the distro: the Azure VM detector would
+# probe the instance metadata endpoint, which a Functions instance does not serve.
+_RESOURCE_DETECTORS: Final = ("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+
+
+_KINDS: Final[dict[SpanKindName, SpanKind]] = {
+    "internal": SpanKind.INTERNAL,
+    "client": SpanKind.CLIENT,
+    "consumer": SpanKind.CONSUMER,
+}
+
+
+class _Span:
+    __slots__ = ("_span",)
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self._span.set_attribute(key, value)
+
+    def set_error(self, description: str) -> None:
+        self._span.set_status(Status(StatusCode.ERROR, description))
+
+
+class OtelTelemetry(Telemetry):
+    """Metrics and spans through OpenTelemetry (the global providers unless given others)."""
+
+    def __init__(
+        self,
+        *,
+        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self._meter_provider = meter_provider
+        self._tracer_provider = tracer_provider
+        meter = metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+        self._tracer = trace.get_tracer(METER_NAME, tracer_provider=tracer_provider)
+        self._archived = meter.create_counter(
+            Metric.JOBS_ARCHIVED, unit="{job}", description="Jobs archived (manifest committed), by status"
+        )
+        self._poisoned = meter.create_counter(
+            Metric.MESSAGES_POISONED, unit="{message}", description="Messages poisoned, by reason code"
+        )
+        self._polls = meter.create_counter(
+            Metric.POLLS, unit="{poll}", description="GETs of a job's state, by result"
+        )
+        self._lag = meter.create_histogram(
+            Metric.ARCHIVE_LAG, unit="s", description="Job's lastUpdatedDateTime to archivedAt"
+        )
+        self._pending = meter.create_gauge(
+            Metric.LEDGER_PENDING, unit="{job}", description="Ledger records the last sweep found"
+        )
+        self._overdue = meter.create_gauge(
+            Metric.LEDGER_OVERDUE, unit="{job}", description="Overdue ledger records the last sweep found"
+        )
+
+    @contextmanager
+    def span(
+        self,
+        name: str,
+        *,
+        kind: SpanKindName = "internal",
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> Iterator[SpanRecorder]:
+        with self._tracer.start_as_current_span(name, kind=_KINDS[kind], attributes=attributes) as span:
+            yield _Span(span)
+
+    def polled(self, result: PollResult) -> None:
+        self._polls.add(1, {RESULT: result.value})
+
+    def job_archived(self, *, status: str, lag_seconds: float | None) -> None:
+        self._archived.add(1, {STATUS: status})
+        if lag_seconds is not None:
+            self._lag.record(lag_seconds, {STATUS: status})
+
+    def message_poisoned(self, *, reason: str) -> None:
+        self._poisoned.add(1, {REASON: reason_code(reason)})
+
+    def ledger_swept(self, *, pending: int, overdue: int) -> None:
+        self._pending.set(pending)
+        self._overdue.set(overdue)
+
+    def flush(self) -> None:
+        for provider in (
+            self._tracer_provider or trace.get_tracer_provider(),
+            self._meter_provider or metrics.get_meter_provider(),
+            _logs.get_logger_provider(),
+        ):
+            force_flush = getattr(provider, "force_flush", None)
+            if callable(force_flush):
+                force_flush()
+
+
+_lock: Final = threading.Lock()
+_configured: OtelTelemetry | None = None
+
+
+def azure_monitor_telemetry(connection_string: str) -> OtelTelemetry:
+    """Configure the Azure Monitor distro once per process and record through it.
+
+    If the Functions worker configured the distro already (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY``),
+    its providers are used as they are: configuring twice would export everything twice.
+    """
+    global _configured  # noqa: PLW0603 - one telemetry pipeline per process, by design
+    with _lock:
+        if _configured is None:
+            if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+                from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
+
+                os.environ.setdefault(*_RESOURCE_DETECTORS)
+                configure_azure_monitor(connection_string=connection_string)
+            # Outcome records are INFO: a root logger left at WARNING must not drop them on the way
+            # to the exporter's handler.
+            app_logger = logging.getLogger(METER_NAME)
+            if app_logger.level == logging.NOTSET:
+                app_logger.setLevel(logging.INFO)
+            _configured = OtelTelemetry()
+    return _configured
