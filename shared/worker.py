@@ -28,7 +28,7 @@ from .language import (
     UntrustedLink,
     UnusableResponse,
 )
-from .messages import InvalidMessage, JobMessage, parse_message
+from .messages import InvalidMessage, JobMessage, parse_body
 from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
 from .runtime import Runtime
 
@@ -85,15 +85,11 @@ class Result:
 
 async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -> Result:
     """Process one jobs-queue message (base64 already decoded) and return what became of the job."""
-    text = body.decode("utf-8", "replace")
     try:
-        if "\ufffd" in text:
-            body.decode("utf-8")  # tell a real U+FFFD from bytes that are not UTF-8 at all
-        message = parse_message(text, settings=runtime.settings)
-    except (InvalidMessage, UnicodeDecodeError) as exc:
-        reason = exc.reason if isinstance(exc, InvalidMessage) else "unparseable: message is not UTF-8 text"
-        await runtime.queues.poison(reason=reason, original=text)
-        _log.error("archiver.poisoned reason=%s", reason)
+        message = parse_body(body, settings=runtime.settings)
+    except InvalidMessage as exc:
+        await runtime.queues.poison(reason=exc.reason, original=body.decode("utf-8", "replace"))
+        _log.error("archiver.poisoned reason=%s", exc.reason)
         return Result(Outcome.POISONED)
     return await _JobPoll(runtime, message, dequeue_count=dequeue_count).run()
 
