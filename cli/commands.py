@@ -20,7 +20,7 @@ from shared.storage import StorageClients
 from shared.streams import each, ordered_map
 from shared.timefmt import format_time
 
-from .render import Out, RowWriter, progress, say
+from .render import Out, RowWriter, progress
 
 __all__ = ["Context", "enqueue", "export", "replay_poison", "status", "verify"]
 
@@ -59,7 +59,7 @@ async def status(ctx: Context, job_ids: Sequence[str]) -> int:
         try:
             manifest = await archive.manifest(job_id)
         except ManifestUnreadable as exc:
-            say(f"{job_id}: its manifest is unreadable ({exc}): run 'python -m cli verify {job_id}'")
+            ctx.out.say(f"{job_id}: its manifest is unreadable ({exc}): run 'python -m cli verify {job_id}'")
             return {**row, "state": "archived"}, f"{job_id}  archived  (manifest unreadable)", True
         if manifest is not None:
             archived_at = format_time(manifest.archived_at)
@@ -208,7 +208,7 @@ async def export(
             bar.update()
             if problem is not None:
                 left_out += 1
-                say(f"left out {job_id}: {problem}")
+                ctx.out.say(f"left out {job_id}: {problem}")
             writer.write(rows)
     output.flush()
     return 1 if left_out else 0

@@ -27,11 +27,20 @@ from shared.timefmt import parse_time
 
 from . import commands
 from .envfile import EnvFileError, read_env_file
-from .render import Out, say
+from .render import Out
 
 __all__ = ["build_parser", "main"]
 
 PROG: Final = "python -m cli"
+#: The storage SDK waits 15 s and more between retries, made for unattended workers; at a terminal,
+#: a few quick retries of a dropped request, and one of a refused connection, then one clear line.
+_RETRY: Final = {
+    "retry_total": 3,
+    "retry_connect": 1,
+    "initial_backoff": 0.5,
+    "increment_base": 2,
+    "random_jitter_range": 0.5,
+}
 
 
 class UsageError(Exception):
@@ -59,8 +68,8 @@ class _Parser(argparse.ArgumentParser):
 
 _EPILOG: Final = {
     "status": "example: python -m cli status --json c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18",
-    "verify": "examples: python -m cli verify --all\n"
-    "          python -m cli verify --json c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18",
+    "verify": "example: python -m cli verify --all\n"
+    "example: python -m cli verify --json c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18",
     "replay-poison": "example: python -m cli replay-poison --dry-run --env-file .azure/prod/.env",
     "enqueue": "example: python -m cli enqueue --skip-archived job-ids.txt",
     "export": "example: python -m cli export --status succeeded --since 2026-12-01 --format csv "
@@ -84,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operate the Language job archive: what became of a job, is the archive intact, "
         "replay the poison queue, backfill job ids, export the entities. Settings come from the "
         "environment (the app's own names), or --env-file.",
-        epilog="example: python -m cli status --env-file .azure/prod/.env c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18\n\n"
+        epilog="example: python -m cli status --env-file .env c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18\n\n"
         "Exit status: 0 all good, 1 a problem was found, 2 a usage or settings error.\n"
         "Run 'python -m cli COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -148,35 +157,32 @@ async def main(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Run one command; returns its exit status (errors are one line on stderr, never a traceback)."""
-    secrets: list[str] = []
+    out = Out(json_lines=False)  # until the settings say what to hide
     try:
         args = build_parser().parse_args(argv)
         values = dict(os.environ if environ is None else environ)
         if args.env_file is not None:
             values.update(read_env_file(args.env_file))
         settings = load_settings(values)
-        secrets = _secrets(settings)
+        out = Out(json_lines=getattr(args, "json", False), secrets=_secrets(settings))
         with contextlib.ExitStack() as files:
             run = _command(args, settings, files)
             async with _storage(settings) as storage:
-                out = Out(json_lines=getattr(args, "json", False))
                 return await run(commands.Context(settings=settings, storage=storage, out=out, clock=clock))
     except _Exit as done:
         return done.status
     except (UsageError, SettingsError, EnvFileError) as exc:
-        say(f"error: {exc}")
+        out.say(f"error: {exc}")
     except ClientAuthenticationError as exc:
-        say(
-            f"error: storage refused the request ({_first_line(exc, secrets)}): sign in with 'az login' "
+        out.say(
+            f"error: storage refused the request ({_first_line(exc)}): sign in with 'az login' "
             "and check your Storage Blob/Queue Data role on the account, or AzureWebJobsStorage"
         )
     except ServiceRequestError as exc:
-        say(
-            f"error: storage cannot be reached ({_first_line(exc, secrets)}): check AzureWebJobsStorage "
-            "and the network"
-        )
+        reason = _first_line(exc)
+        out.say(f"error: storage cannot be reached ({reason}): check AzureWebJobsStorage and the network")
     except AzureError as exc:
-        say(f"error: storage request failed: {type(exc).__name__}: {_first_line(exc, secrets)}")
+        out.say(f"error: storage request failed: {type(exc).__name__}: {_first_line(exc)}")
     return 2
 
 
@@ -253,6 +259,7 @@ async def _storage(settings: Settings) -> AsyncIterator[StorageClients]:
         settings.storage,
         session=await sessions.get(),
         credential=storage_credential(settings) if settings.storage.uses_identity else None,
+        retry=_RETRY,
     )
     try:
         yield storage
@@ -271,8 +278,5 @@ def _secrets(settings: Settings) -> list[str]:
     return [value for value in found if value]
 
 
-def _first_line(exc: BaseException, secrets: Sequence[str]) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    for secret in secrets:
-        text = text.replace(secret, "<redacted>")
-    return text
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

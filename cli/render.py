@@ -9,40 +9,47 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
 from shared.export import EXPORT_FIELDS
 
-__all__ = ["Out", "RowWriter", "progress", "say"]
+__all__ = ["Out", "RowWriter", "progress"]
 
 
 class Out:
-    """Results on stdout: ``json_lines`` objects, or the human line for each."""
+    """Results on stdout (``json_lines`` objects, or a human line each) and notes on stderr.
 
-    def __init__(self, *, json_lines: bool, stream: TextIO | None = None) -> None:
+    ``secrets`` (the settings' keys) are replaced in every line: an operator may paste one where a
+    job id belongs, and the app's own reasons quote what they were given.
+    """
+
+    def __init__(self, *, json_lines: bool, secrets: Sequence[str] = ()) -> None:
         self._json = json_lines
-        self._stream = stream
+        self._secrets = [secret for secret in secrets if secret]
 
     def result(self, obj: Mapping[str, Any], text: str | None) -> None:
         """One result: ``obj`` with ``--json``; ``text`` (if any) otherwise."""
-        stream = self._stream or sys.stdout
         if self._json:
-            stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            sys.stdout.write(self.redact(json.dumps(obj, ensure_ascii=False)) + "\n")
         elif text is not None:
-            stream.write(text + "\n")
+            sys.stdout.write(self.redact(text) + "\n")
 
     def summary(self, text: str) -> None:
         """A closing line for humans; nothing with ``--json`` (stdout holds the objects only)."""
         if not self._json:
-            (self._stream or sys.stdout).write(text + "\n")
+            sys.stdout.write(self.redact(text) + "\n")
 
+    def say(self, text: str) -> None:
+        """A line for the operator on stderr."""
+        sys.stderr.write(self.redact(text) + "\n")
 
-def say(text: str) -> None:
-    """A line for the operator on stderr."""
-    sys.stderr.write(text + "\n")
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
 
 
 def progress(description: str, *, unit: str) -> tqdm[Any]:

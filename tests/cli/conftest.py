@@ -14,7 +14,11 @@ import pytest
 
 from cli import main
 from shared.archive import ArchiveWriter, JobRecord, render_tasks
-from tests.integration.conftest import Stack, faults, slow_jobs, stack  # noqa: F401 - fixtures
+from tests.integration import conftest as integration
+from tests.integration.conftest import Stack
+
+# The per-test app stack of the integration tests, as fixtures of these tests too.
+stack = integration.stack
 
 NER = "EntityRecognitionLROResults"
 CNER = "CustomEntityRecognitionLROResults"

@@ -35,7 +35,7 @@ async def test_valid_lines_are_sent_as_they_are_and_invalid_ones_reported_by_lin
         '{"jobId": "nope"}',
         location,
         "   ",
-        '{"jobId": "%s", "correlationId": "Zürich-7"}' % OTHER_ID,
+        json.dumps({"jobId": OTHER_ID, "correlationId": "Zürich-7"}, ensure_ascii=False),
     ]
     source = tmp_path / "jobs.txt"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -57,11 +57,8 @@ async def test_a_message_poisoned_under_a_wrong_setting_is_replayed_once_it_is_f
     stack: Stack, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = await stack.submit()
-    original = json.dumps(
-        {
-            "operationLocation": f"{stack.emulator_url}/language/analyze-text/jobs/{job_id}?api-version=2024-11-01"
-        }
-    )
+    location = f"{stack.emulator_url}/language/analyze-text/jobs/{job_id}?api-version=2024-11-01"
+    original = json.dumps({"operationLocation": location})
     monkeypatch.setenv("LANGUAGE_ENDPOINT", "http://127.0.0.1:9")  # the mistake
     await close_process_runtime()
     await stack.deliver(original)
