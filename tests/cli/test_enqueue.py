@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RunCli, Stack, archive_job
+from tests.integration.conftest import Stack
+
+from .conftest import RunCli, archive_job
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from shared.export import EXPORT_FIELDS
+from tests.integration.conftest import Stack
 
-from .conftest import RunCli, Stack, archive_job, cner_item, ner_item, put_blob
+from .conftest import RunCli, archive_job, cner_item, ner_item, put_blob
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,10 @@ import pytest
 
 from shared.settings import STORAGE_SETTING
 from tests.conftest import EMULATOR_KEY, REPO_ROOT
+from tests.integration.conftest import Stack
 from tests.support import IdentityEndpoint
 
-from .conftest import RunCli, Stack, archive_job, cner_item
+from .conftest import RunCli, archive_job, cner_item
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,9 @@ from shared.poison import PoisonReplay, ReplayAction
 from shared.queues import JobQueues
 from shared.runtime import close_process_runtime
 from shared.storage import open_storage
+from tests.integration.conftest import Stack
 
-from .conftest import RunCli, Stack
+from .conftest import RunCli
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ import pytest
 
 from shared.ledger import Ledger
 from shared.messages import JobMessage
+from tests.integration.conftest import Stack
 
-from .conftest import ARCHIVED_AT, RunCli, Stack, archive_job, put_blob
+from .conftest import ARCHIVED_AT, RunCli, archive_job, put_blob
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from .conftest import RunCli, Stack, archive_job, cner_item, ner_item, put_blob
+from tests.integration.conftest import Stack
+
+from .conftest import RunCli, archive_job, cner_item, ner_item, put_blob
 
 pytestmark = pytest.mark.integration
 
