@@ -33,7 +33,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 def parse_env_lines(text: str, *, source: str = "--env-file") -> dict[str, str]:
     """``KEY=VALUE`` lines: blank lines and ``#`` comments skipped, values quoted as azd prints them."""
     values = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only \n (or \r\n) ends a line: str.splitlines would also split at \x1e, \x85, \u2028, ...
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from aiohttp import web
+from hypothesis import settings
 from azure.core.credentials import AccessToken
 from multidict import CIMultiDict
 from yarl import URL
@@ -186,3 +187,10 @@ class IdentityEndpoint:
                 "token_type": "Bearer",
             }
         )
+
+
+# -- property tests -------------------------------------------------------------------------------
+
+#: The bounded Hypothesis profile of the suite: enough examples to find edge cases, few enough that
+#: ``make test`` stays fast; no deadline (the machine is shared, timings vary).
+BOUNDED = settings(max_examples=150, deadline=None)
