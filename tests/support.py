@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from aiohttp import web
-from hypothesis import settings
 from azure.core.credentials import AccessToken
+from hypothesis import settings
 from multidict import CIMultiDict
 from yarl import URL
 
