@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,7 +18,7 @@ from shared.archive_reader import Finding, ManifestUnreadable, Problem, TaskEntr
 from tests.support import BOUNDED
 
 JOB_ID = "c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18"
-ITEMS = [
+ITEMS: list[dict[str, Any]] = [
     {
         "kind": "EntityRecognitionLROResults",
         "taskName": "a",

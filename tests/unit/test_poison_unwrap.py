@@ -41,5 +41,5 @@ def test_anything_but_the_wrapper_is_the_original_as_it_is(content: bytes) -> No
         and all(isinstance(v, str) for v in body.values())
     )
 
-    assert unwrap_poison(content)[0] == (body["message"].encode() if is_wrapper else content)  # type: ignore[index]
+    assert unwrap_poison(content)[0] == (body["message"].encode() if is_wrapper else content)
     assert (unwrap_poison(content)[1] is None) == (not is_wrapper)
