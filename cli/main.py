@@ -32,11 +32,12 @@ from .render import Out
 __all__ = ["build_parser", "main"]
 
 PROG: Final = "python -m cli"
-#: The storage SDK waits 15 s and more between retries, made for unattended workers; at a terminal,
-#: a few quick retries of a dropped request, and one of a refused connection, then one clear line.
+#: The storage SDK waits 15 s and more between retries, made for unattended workers. At a terminal:
+#: a few quick retries of a dropped or throttled request, and none of a connection that cannot be
+#: made (a wrong endpoint, a firewall): that is reported at once, in one line.
 _RETRY: Final = {
     "retry_total": 3,
-    "retry_connect": 1,
+    "retry_connect": 0,
     "initial_backoff": 0.5,
     "increment_base": 2,
     "random_jitter_range": 0.5,

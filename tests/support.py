@@ -193,4 +193,4 @@ class IdentityEndpoint:
 
 #: The bounded Hypothesis profile of the suite: enough examples to find edge cases, few enough that
 #: ``make test`` stays fast; no deadline (the machine is shared, timings vary).
-BOUNDED = settings(max_examples=150, deadline=None)
+BOUNDED = settings(max_examples=100, deadline=None)
