@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import os
 import sys
 
 from shared.auth import close_credentials
@@ -24,3 +25,8 @@ if __name__ == "__main__":
         sys.exit(asyncio.run(_run()))
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`export | head`): stop quietly. stdout now points nowhere, so the
+        # interpreter's final flush cannot fail again (Python's documented recipe for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -202,3 +202,26 @@ async def test_identity_based_storage_asks_the_managed_identity_for_a_storage_to
     assert ran.status == 2
     assert ran.err.startswith("error: storage cannot be reached")
     assert identity_endpoint.token not in ran.err
+
+
+async def test_a_reader_that_stops_early_ends_the_export_quietly(stack: Stack) -> None:
+    await archive_job(stack, [cner_item(f"entity {n}" * 40) for n in range(300)])
+    base = {k: v for k, v in os.environ.items() if k not in stack.environ}
+
+    def export_into_a_closed_pipe() -> tuple[int, bytes]:
+        with subprocess.Popen(
+            [sys.executable, "-m", "cli", "export"],
+            cwd=REPO_ROOT,
+            env={**base, **stack.environ},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as child:
+            assert child.stdout is not None
+            assert child.stderr is not None
+            child.stdout.readline()  # like `head -n 1`
+            child.stdout.close()
+            return child.wait(timeout=60), child.stderr.read()
+
+    status, stderr = await asyncio.to_thread(export_into_a_closed_pipe)
+
+    assert (status, stderr) == (1, b"")
