@@ -26,6 +26,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue.aio import QueueClient
 
+import cli
 import function_app
 from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
@@ -89,6 +90,7 @@ async def main() -> int:
                 await runner.run_until(all_archived, timeout=TIMEOUT_SECONDS)
                 await _report(archive, azurite.blob_endpoint, environ, submitted, runner)
             await close_process_runtime()
+            await _operate(environ, [job_id for job_id, _ in submitted])
     print(f"\nStopped Azurite and the emulator. Demo finished in {time.monotonic() - started:.1f} s.")
     return 0
 
@@ -193,6 +195,25 @@ async def _report(
         )
     stats = runner.stats
     print(f"Queue runner: {stats}")
+
+
+async def _operate(environ: Mapping[str, str], job_ids: list[str]) -> None:
+    """The morning after: the operator's command line (its own code, in-process) on this archive."""
+    export = Path(".demo") / "entities.csv"
+    export.parent.mkdir(exist_ok=True)
+    print("\nThe operator's command line on this archive:")
+    for argv in (
+        ["status", *job_ids],
+        ["verify", "--all"],
+        ["replay-poison", "--dry-run"],
+        ["export", "--format", "csv", "-o", str(export)],
+    ):
+        print(f"\n$ python -m cli {' '.join(argv)}", flush=True)
+        status = await cli.main(argv, environ=environ)
+        print(f"(exit status {status})")
+    lines = export.read_text(encoding="utf-8").splitlines()
+    print(f"\n$ head -n 6 {export}    # {len(lines) - 1} entity rows in all")
+    print("\n".join(lines[:6]))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from azure.core import MatchConditions
@@ -26,10 +26,15 @@ from .settings import Settings
 from .storage import create_container_if_missing
 from .timefmt import format_time, parse_time
 
-__all__ = ["Ledger", "LedgerEntry", "LedgerRecord"]
+__all__ = ["Ledger", "LedgerEntry", "LedgerRecord", "is_overdue"]
 
 _NEXT_POLL_KEY: Final = "nextpollat"
 _JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
+
+
+def is_overdue(next_poll_at: datetime | None, *, now: datetime, grace: timedelta) -> bool:
+    """As the sweep judges it: the next poll is more than ``grace`` late (or its time is unknown)."""
+    return next_poll_at is None or now > next_poll_at + grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,14 @@ class Ledger:
         etag = downloader.properties.etag
         return LedgerRecord(message=message.evolve(ledger_etag=etag), next_poll_at=next_poll_at, etag=etag)
 
+    async def lookup(self, job_id: str) -> LedgerEntry | None:
+        """The job's record as a listing shows it (one HEAD, the body unread); ``None`` when absent."""
+        try:
+            properties = await self._container.get_blob_client(_name(job_id)).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return LedgerEntry(job_id=job_id, next_poll_at=_due(properties.metadata))
+
     async def delete(self, job_id: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             await self._container.delete_blob(_name(job_id))
@@ -91,12 +104,7 @@ class Ledger:
             async for blob in self._container.list_blobs(include=["metadata"], results_per_page=page_size):
                 if not blob.name.endswith(".json"):
                     continue
-                raw = (blob.metadata or {}).get(_NEXT_POLL_KEY)
-                try:
-                    due = parse_time(raw)
-                except ValueError:
-                    due = None
-                yield LedgerEntry(job_id=blob.name.removesuffix(".json"), next_poll_at=due)
+                yield LedgerEntry(job_id=blob.name.removesuffix(".json"), next_poll_at=_due(blob.metadata))
         except ResourceNotFoundError:
             return  # no container yet: nothing has ever gone pending
 
@@ -134,6 +142,13 @@ class Ledger:
             await create_container_if_missing(self._container)
             result = await put()
         return str(result["etag"])
+
+
+def _due(metadata: dict[str, str] | None) -> datetime | None:
+    try:
+        return parse_time((metadata or {}).get(_NEXT_POLL_KEY))
+    except ValueError:
+        return None
 
 
 def _name(job_id: str) -> str:

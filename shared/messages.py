@@ -26,6 +26,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "InvalidMessage",
     "JobMessage",
+    "parse_body",
     "parse_message",
 ]
 
@@ -82,6 +83,15 @@ class JobMessage:
             "unusable": self.unusable,
         }
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_body(body: bytes, *, settings: Settings) -> JobMessage:
+    """Parse a message as the queue delivers it: exactly what the poll function accepts or poisons."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidMessage("unparseable", "message is not UTF-8 text") from None
+    return parse_message(text, settings=settings)
 
 
 def parse_message(text: str, *, settings: Settings) -> JobMessage:

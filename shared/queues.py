@@ -16,7 +16,7 @@ from azure.storage.queue.aio import QueueClient
 from .messages import JobMessage
 from .policy import MESSAGE_TIME_TO_LIVE
 
-__all__ = ["JobQueues"]
+__all__ = ["JobQueues", "poison_body"]
 
 # 64 KiB once base64-encoded; a poison body that would not fit keeps the head of the original.
 _MAX_BODY_BYTES: Final = 48 * 1024
@@ -33,15 +33,22 @@ class JobQueues:
         """Enqueue the next poll of a job, invisible for ``visibility_timeout`` seconds."""
         await _send(self._jobs, message.to_json(), visibility_timeout=visibility_timeout)
 
+    async def submit(self, text: str) -> None:
+        """Put a message body on the jobs queue as upstream would (a backfill, a replayed poison)."""
+        await _send(self._jobs, text, visibility_timeout=0)
+
     async def poison(self, *, reason: str, original: str) -> None:
         """Park a message that can never succeed, with why, as ``{"reason", "message"}``."""
-        body = json.dumps({"reason": reason, "message": original}, ensure_ascii=False)
-        if len(body.encode("utf-8", "surrogatepass")) > _MAX_BODY_BYTES:
-            head = original.encode("utf-8", "surrogatepass")[: _MAX_BODY_BYTES // 4].decode("utf-8", "ignore")
-            body = json.dumps(
-                {"reason": f"{reason} (message truncated)", "message": head}, ensure_ascii=False
-            )
-        await _send(self._poison, body, visibility_timeout=0)
+        await _send(self._poison, poison_body(reason=reason, original=original), visibility_timeout=0)
+
+
+def poison_body(*, reason: str, original: str) -> str:
+    """The poison queue's wrapper: ``{"reason", "message"}``, the original's head if it would not fit."""
+    body = json.dumps({"reason": reason, "message": original}, ensure_ascii=False)
+    if len(body.encode("utf-8", "surrogatepass")) > _MAX_BODY_BYTES:
+        head = original.encode("utf-8", "surrogatepass")[: _MAX_BODY_BYTES // 4].decode("utf-8", "ignore")
+        body = json.dumps({"reason": f"{reason} (message truncated)", "message": head}, ensure_ascii=False)
+    return body
 
 
 async def _send(queue: QueueClient, text: str, *, visibility_timeout: int) -> None:

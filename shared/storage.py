@@ -7,6 +7,7 @@ or an account key where one is allowed), or identity-based service URIs with a m
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -54,8 +55,14 @@ def open_storage(
     *,
     session: aiohttp.ClientSession,
     credential: AsyncTokenCredential | None,
+    retry: Mapping[str, float] | None = None,
 ) -> StorageClients:
-    """Clients for ``settings``; ``credential`` is required for the identity-based form."""
+    """Clients for ``settings``; ``credential`` is required for the identity-based form.
+
+    ``retry`` overrides the storage SDK's retry options (``retry_total``, ``initial_backoff``, ...):
+    an operator at a terminal wants an unreachable account reported in seconds, not minutes.
+    """
+    options = {**_CLIENT_OPTIONS, **(retry or {})}
 
     def transport() -> AioHttpTransport:
         # session_owner=False: the process owns the session; closing a client must not close it.
@@ -69,10 +76,10 @@ def open_storage(
     if settings.connection_string is not None:
         return StorageClients(
             blobs=BlobServiceClient.from_connection_string(
-                settings.connection_string, transport=transport(), **_CLIENT_OPTIONS
+                settings.connection_string, transport=transport(), **options
             ),
             queues=QueueServiceClient.from_connection_string(
-                settings.connection_string, transport=transport(), **_CLIENT_OPTIONS
+                settings.connection_string, transport=transport(), **options
             ),
         )
     if credential is None:
@@ -81,10 +88,10 @@ def open_storage(
     assert settings.queue_service_uri is not None
     return StorageClients(
         blobs=BlobServiceClient(
-            settings.blob_service_uri, credential=credential, transport=transport(), **_CLIENT_OPTIONS
+            settings.blob_service_uri, credential=credential, transport=transport(), **options
         ),
         queues=QueueServiceClient(
-            settings.queue_service_uri, credential=credential, transport=transport(), **_CLIENT_OPTIONS
+            settings.queue_service_uri, credential=credential, transport=transport(), **options
         ),
     )
 

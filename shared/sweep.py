@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
+from .ledger import is_overdue
 from .messages import InvalidMessage
 from .runtime import Runtime
 from .telemetry import job_attributes
@@ -53,7 +54,7 @@ async def _sweep(runtime: Runtime) -> SweepReport:
     overdue: list[str] = []
     async for entry in runtime.ledger.entries():
         report.scanned += 1
-        if entry.next_poll_at is None or now > entry.next_poll_at + grace:
+        if is_overdue(entry.next_poll_at, now=now, grace=grace):
             overdue.append(entry.job_id)
             if len(overdue) >= MAX_PER_RUN:
                 break
@@ -101,7 +102,8 @@ async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
         )
         return
     now = runtime.clock()
-    if record is None or now <= record.next_poll_at + timedelta(seconds=runtime.settings.sweep_grace_seconds):
+    grace = timedelta(seconds=runtime.settings.sweep_grace_seconds)
+    if record is None or not is_overdue(record.next_poll_at, now=now, grace=grace):
         return  # archived or moved on since the listing
     etag = await runtime.ledger.replace(record.message, next_poll_at=now, etag=record.etag)
     if etag is None:

@@ -28,7 +28,7 @@ from .language import (
     UntrustedLink,
     UnusableResponse,
 )
-from .messages import InvalidMessage, JobMessage, parse_message
+from .messages import InvalidMessage, JobMessage, parse_body
 from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
 from .runtime import Runtime
 from .telemetry import (
@@ -111,19 +111,13 @@ async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -
     with runtime.telemetry.span(
         "archiver.poll_job", kind="consumer", attributes={DEQUEUE_COUNT: dequeue_count}
     ) as span:
-        text = body.decode("utf-8", "replace")
         message: JobMessage | None = None
         try:
-            if "\ufffd" in text:
-                body.decode("utf-8")  # tell a real U+FFFD from bytes that are not UTF-8 at all
-            message = parse_message(text, settings=runtime.settings)
-        except (InvalidMessage, UnicodeDecodeError) as exc:
-            reason = (
-                exc.reason if isinstance(exc, InvalidMessage) else "unparseable: message is not UTF-8 text"
-            )
-            await runtime.queues.poison(reason=reason, original=text)
-            runtime.telemetry.message_poisoned(reason=reason)
-            result = Result(Outcome.POISONED, reason=reason)
+            message = parse_body(body, settings=runtime.settings)
+        except InvalidMessage as exc:
+            await runtime.queues.poison(reason=exc.reason, original=body.decode("utf-8", "replace"))
+            runtime.telemetry.message_poisoned(reason=exc.reason)
+            result = Result(Outcome.POISONED, reason=exc.reason)
         else:
             span.set_attribute(JOB_ID, message.job_id)
             result = await _JobPoll(runtime, message, dequeue_count=dequeue_count).run()

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from aiohttp import web
 from azure.core.credentials import AccessToken
+from hypothesis import settings
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -186,3 +187,10 @@ class IdentityEndpoint:
                 "token_type": "Bearer",
             }
         )
+
+
+# -- property tests -------------------------------------------------------------------------------
+
+#: The bounded Hypothesis profile of the suite: enough examples to find edge cases, few enough that
+#: ``make test`` stays fast; no deadline (the machine is shared, timings vary).
+BOUNDED = settings(max_examples=100, deadline=None)

@@ -45,9 +45,10 @@ def test_package_holds_the_app_entry_points_and_its_requirements() -> None:
 def test_package_holds_nothing_dev_only() -> None:
     files = deployed_files()
 
-    dev_only = ("local/", "tests/", "infra/", "docs/", ".ci/", "node_modules/")
+    dev_only = ("local/", "cli/", "tests/", "infra/", "docs/", ".ci/", "node_modules/")
     assert [path for path in files if path.startswith(dev_only)] == []
     assert "requirements-dev.txt" not in files
+    assert "requirements-cli.txt" not in files
     assert "package.json" not in files
 
 
@@ -65,4 +66,4 @@ def test_deployed_code_never_imports_dev_only_packages() -> None:
                 else []
             )
             for name in names:
-                assert name.split(".")[0] not in {"local", "tests"}, f"{path} imports {name}"
+                assert name.split(".")[0] not in {"local", "tests", "cli", "tqdm"}, f"{path} imports {name}"
