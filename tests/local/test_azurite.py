@@ -96,7 +96,6 @@ def test_resume_after_suspend_keeps_ports_blobs_and_queue_messages(tmp_path: Pat
         connection_string, old_pid = azurite.connection_string, azurite.pid
 
         azurite.suspend()
-        assert not azurite.running
         assert gone(old_pid)
         with (
             SyncQueueServiceClient.from_connection_string(azurite.connection_string, retry_total=0) as down,
