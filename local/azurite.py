@@ -92,6 +92,14 @@ class Azurite:
         return self._process.pid
 
     @property
+    def blob_port(self) -> int:
+        return self._ports[0]
+
+    @property
+    def queue_port(self) -> int:
+        return self._ports[1]
+
+    @property
     def running(self) -> bool:
         """Whether the process is up (False while suspended and after stop)."""
         return not self._stopped and self._process.poll() is None
