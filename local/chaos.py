@@ -83,6 +83,7 @@ FAULTS: Final = Faults(
     slow_seconds=2.0,
     rate_malformed=0.02,
 )
+_PAGE_SIZE: Final = 10
 _CHECK_SECONDS: Final = 1.0
 _STATUS_WAIT_SECONDS: Final = 2.0  # how long a kill waits for a worker with an invocation in flight
 _STOP_SECONDS: Final = 20.0
@@ -128,11 +129,11 @@ LIFECYCLES: Final = (
         not_started_seconds=3,
         running_seconds=40,
     ),
-    # 45 documents at 20 a page: three result pages per poll, merged.
+    # 25 documents (a submission's most) at 10 a page: three result pages per poll, merged.
     Lifecycle(
         name="paged",
         share=0.12,
-        documents=45,
+        documents=25,
         tasks=(_PREBUILT, _CUSTOM),
         statuses=frozenset({"succeeded"}),
         running_seconds=3,
@@ -178,6 +179,7 @@ class ChaosPlan:
     sweep_grace_seconds: int = 6
     timeout: float = 540.0
     seed: int = 20261202
+    lifecycles: tuple[Lifecycle, ...] = LIFECYCLES
 
 
 @dataclass(kw_only=True)
@@ -285,7 +287,12 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
     azurite = await asyncio.to_thread(Azurite.start_sync, location=workdir / "azurite")
     try:
         config = EmulatorConfig(
-            api_key=_KEY, faults=FAULTS, seed=plan.seed, not_started_seconds=0, running_seconds=0
+            api_key=_KEY,
+            faults=FAULTS,
+            seed=plan.seed,
+            not_started_seconds=0,
+            running_seconds=0,
+            page_size=_PAGE_SIZE,
         )
         async with (
             LatencyProxy.start(upstream_port=azurite.blob_port, delay=plan.storage_latency) as blob_proxy,
@@ -314,7 +321,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 plan=plan,
                 verdict=Verdict(jobs=len(jobs)),
                 messages=messages,
-                lifecycles={cycle.name: sum(c is cycle for c in jobs.values()) for cycle in LIFECYCLES},
+                lifecycles={cycle.name: sum(c is cycle for c in jobs.values()) for cycle in plan.lifecycles},
             )
             workers = [
                 _Worker(
@@ -515,11 +522,11 @@ async def _purge_polled(http: aiohttp.ClientSession, emulator_url: str, job_ids:
 
 async def _submit(http: aiohttp.ClientSession, emulator_url: str, plan: ChaosPlan) -> dict[str, Lifecycle]:
     """Submit the jobs, lifecycle by lifecycle (the emulator's timing applies to what is submitted next)."""
-    counts = [int(plan.jobs * cycle.share) for cycle in LIFECYCLES]
+    counts = [int(plan.jobs * cycle.share) for cycle in plan.lifecycles]
     counts[0] += plan.jobs - sum(counts)
     gate = asyncio.Semaphore(16)
     jobs: dict[str, Lifecycle] = {}
-    for cycle, count in zip(LIFECYCLES, counts, strict=True):
+    for cycle, count in zip(plan.lifecycles, counts, strict=True):
         timing = {"notStartedSeconds": cycle.not_started_seconds, "runningSeconds": cycle.running_seconds}
         async with http.put(f"{emulator_url}/_emulator/timing", json=timing) as response:
             response.raise_for_status()
@@ -599,9 +606,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep Azurite's data and the workers' logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every kill and outage")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    _log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     plan = ChaosPlan(
         jobs=args.jobs,
         workers=args.workers,
