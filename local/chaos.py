@@ -37,7 +37,7 @@ from typing import IO, Any, Final
 
 import aiohttp
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueClient
 
 from local.azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, Azurite
@@ -100,7 +100,7 @@ class Lifecycle:
     statuses: frozenset[str]
     not_started_seconds: float = 0.0
     running_seconds: float = 0.0
-    purge: bool = False  # purged by the service once the app has polled it
+    purge: bool = False  # purged by the service once the app has seen it running
 
 
 LIFECYCLES: Final = (
@@ -149,13 +149,13 @@ LIFECYCLES: Final = (
         statuses=frozenset({"partiallyCompleted"}),
         running_seconds=2,
     ),
-    # Seen by the app, then purged: expired (or notFound, when every poll before the purge failed).
+    # Seen running by the app (its ledger record says so), then purged by the service: expired.
     Lifecycle(
         name="purged",
         share=0.03,
         documents=3,
         tasks=(_PREBUILT, _CUSTOM),
-        statuses=frozenset({"expired", "notFound"}),
+        statuses=frozenset({"expired"}),
         running_seconds=3600,
         purge=True,
     ),
@@ -425,7 +425,7 @@ async def _orchestrate(
             restart.add_done_callback(restarts.discard)
             next_kill = loop.time() + rng.expovariate(1 / plan.kill_every)
         if to_purge:
-            to_purge -= await _purge_polled(http, emulator_url, to_purge)
+            to_purge -= await _purge_seen(http, emulator_url, azurite.connection_string, environ, to_purge)
         if await progress.over():
             break  # a run too short for its planned faults fails on their count
         await asyncio.sleep(min(_CHECK_SECONDS, max(0.05, min(next_kill, next_outage) - loop.time())))
@@ -507,17 +507,32 @@ async def _last_archive(connection_string: str, container: str) -> float | None:
     return max(times, default=None)
 
 
-async def _purge_polled(http: aiohttp.ClientSession, emulator_url: str, job_ids: set[str]) -> set[str]:
-    """Purge those of ``job_ids`` that the app has polled at least once; the ones purged."""
-    async with http.get(f"{emulator_url}/_emulator/stats") as response:
-        by_job = (await response.json())["byJob"]
-    polled = {job_id for job_id in job_ids if by_job.get(job_id, {}).get("GET", 0) > 0}
-    for job_id in polled:
+async def _purge_seen(
+    http: aiohttp.ClientSession,
+    emulator_url: str,
+    connection_string: str,
+    environ: Mapping[str, str],
+    job_ids: set[str],
+) -> set[str]:
+    """Purge those of ``job_ids`` whose ledger record shows the app has seen them; the ones purged."""
+    seen: set[str] = set()
+    try:
+        async with ContainerClient.from_connection_string(
+            connection_string, f"{environ['ARCHIVE_CONTAINER']}-ledger", retry_total=0
+        ) as ledger:
+            for job_id in job_ids:
+                with contextlib.suppress(ResourceNotFoundError):
+                    record = json.loads(await (await ledger.download_blob(f"{job_id}.json")).readall())
+                    if record["message"].get("_poll", {}).get("seenAt"):
+                        seen.add(job_id)
+    except AzureError:
+        return set()  # storage is down: next time
+    for job_id in seen:
         async with http.post(
             f"{emulator_url}/_emulator/jobs/{job_id}/overrides", json={"purge": True}
         ) as response:
             response.raise_for_status()
-    return polled
+    return seen
 
 
 async def _submit(http: aiohttp.ClientSession, emulator_url: str, plan: ChaosPlan) -> dict[str, Lifecycle]:
