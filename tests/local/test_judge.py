@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
@@ -19,7 +20,7 @@ from shared.archive import ArchiveWriter, JobRecord, render_tasks
 
 JOB = str(uuid.UUID(int=1))
 OTHER = str(uuid.UUID(int=2))
-ITEMS = [
+ITEMS: list[dict[str, Any]] = [
     {
         "kind": "EntityRecognition",
         "taskName": "a",
