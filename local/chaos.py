@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -169,6 +170,8 @@ class ChaosPlan:
     duplicate_share: float = 0.10
     kills: int = 12  # at least this many SIGKILLs before the faults stop
     kill_every: float = 3.0  # mean seconds between kills
+    drops: int = 15  # of the app's own rescheduled messages, deleted behind its back (lost messages)
+    drop_every: float = 2.0  # mean seconds between drops
     outages: int = 2
     outage_seconds: float = 4.0
     first_outage_after: float = 8.0
@@ -188,6 +191,7 @@ class ChaosReport:
     verdict: Verdict
     kills: int = 0
     kills_in_flight: int = 0  # kills that hit a worker with an invocation running
+    drops: int = 0
     outages: int = 0
     messages: int = 0
     elapsed: float = 0.0
@@ -209,7 +213,8 @@ class ChaosReport:
                 f"{self.messages} messages, {self.plan.workers} workers, "
                 f"+{self.plan.storage_latency * 1000:g} ms per storage request",
                 f"kills {self.kills} ({self.kills_in_flight} mid-invocation), outages {self.outages} "
-                f"({self.plan.outage_seconds:g} s each), jobs {v.jobs}, archived {v.archived}, "
+                f"({self.plan.outage_seconds:g} s each), app messages dropped {self.drops}, "
+                f"jobs {v.jobs}, archived {v.archived}, "
                 f"lost {len(v.lost)}, corrupt {len(v.corrupt)}",
                 f"manifests {v.manifests}, pending ledger records {len(v.pending)}, left on the jobs queue "
                 f"{v.queued}, poison {v.poisoned} (unaccounted {len(v.unaccounted_poison)})",
@@ -391,6 +396,8 @@ async def _orchestrate(
     deadline = started + plan.timeout
     next_kill = started + rng.expovariate(1 / plan.kill_every)
     next_outage = started + plan.first_outage_after
+    next_drop = started + rng.expovariate(1 / plan.drop_every)
+    next_check = started
     last_fault = time.time()
     restarts: set[asyncio.Task[None]] = set()
     progress = _Progress(
@@ -402,7 +409,7 @@ async def _orchestrate(
     to_purge = set(purged)
     while loop.time() < deadline:
         now = loop.time()
-        faulting = report.kills < plan.kills or report.outages < plan.outages
+        faulting = report.kills < plan.kills or report.outages < plan.outages or report.drops < plan.drops
         if faulting and report.outages < plan.outages and now >= next_outage:
             # Storage down for a while: every worker's requests fail (after the SDK's own retries).
             await asyncio.to_thread(azurite.suspend)
@@ -424,14 +431,44 @@ async def _orchestrate(
             restarts.add(restart)
             restart.add_done_callback(restarts.discard)
             next_kill = loop.time() + rng.expovariate(1 / plan.kill_every)
+        if faulting and report.drops < plan.drops and now >= next_drop:
+            if await _drop_app_message(azurite.connection_string, environ["JOBS_QUEUE"]):
+                report.drops += 1
+                last_fault = time.time()
+            next_drop = loop.time() + rng.expovariate(1 / plan.drop_every)
         if to_purge:
             to_purge -= await _purge_seen(http, emulator_url, azurite.connection_string, environ, to_purge)
-        if await progress.over():
-            break  # a run too short for its planned faults fails on their count
-        await asyncio.sleep(min(_CHECK_SECONDS, max(0.05, min(next_kill, next_outage) - loop.time())))
+        if loop.time() >= next_check:
+            if await progress.over():
+                break  # a run too short for its planned faults fails on their count
+            next_check = loop.time() + _CHECK_SECONDS
+        await asyncio.sleep(
+            min(_CHECK_SECONDS, max(0.05, min(next_kill, next_outage, next_drop) - loop.time()))
+        )
     if restarts:
         await asyncio.wait(restarts)
     return last_fault
+
+
+async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
+    """Delete one of the app's own next-poll messages, as if the queue had lost it; True if one was.
+
+    Others received on the way are handed back at once (visible again, one more dequeue each).
+    """
+    try:
+        async with QueueClient.from_connection_string(connection_string, queue_name, retry_total=0) as queue:
+            batch = [m async for m in queue.receive_messages(max_messages=4, visibility_timeout=30)]
+            dropped = False
+            for message in batch:
+                text = base64.b64decode(str(message.content)).decode("utf-8", "replace")
+                if not dropped and '"_poll"' in text:
+                    await queue.delete_message(message)
+                    dropped = True
+                else:
+                    await queue.update_message(message, visibility_timeout=0)
+            return dropped
+    except AzureError:
+        return False  # storage is down: the leased ones come back after 30 s
 
 
 async def _victim(workers: Sequence[_Worker], rng: random.Random) -> tuple[_Worker, bool]:

@@ -1,6 +1,6 @@
 """The crash-chaos run, small enough for every `make test` (`make chaos` runs 1,000 jobs): worker
-processes SIGKILLed mid-invocation and restarted, storage stopped and restarted, duplicates,
-Language faults; judged by storage alone. The full run's numbers are in the README."""
+processes SIGKILLed mid-invocation and restarted, storage stopped and restarted, some of the app's
+own messages lost, duplicates, Language faults; judged by storage alone. The full run's numbers are in the README."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ PLAN = ChaosPlan(
     jobs=80,
     kills=3,
     kill_every=2.0,
+    drops=3,
+    drop_every=1.5,
     outages=1,
     outage_seconds=3.0,
     first_outage_after=4.0,
@@ -44,4 +46,5 @@ async def test_nothing_is_lost_or_corrupt_when_workers_are_killed_and_storage_go
     assert report.kills >= PLAN.kills
     assert report.kills_in_flight >= 1, "no kill landed while an invocation was running"
     assert report.outages >= PLAN.outages
+    assert report.drops >= PLAN.drops
     assert report.ok
