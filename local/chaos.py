@@ -47,7 +47,7 @@ from local.judge import Expectation, Verdict, judge
 from local.latency import LatencyProxy
 from local.upstream import enqueue, submit_job
 
-__all__ = ["LIFECYCLES", "ChaosPlan", "ChaosReport", "Lifecycle", "run_chaos"]
+__all__ = ["LIFECYCLES", "ChaosPlan", "ChaosReport", "Lifecycle", "WorkerProcess", "run_chaos"]
 
 _log = logging.getLogger("local.chaos")
 
@@ -224,8 +224,8 @@ class ChaosReport:
         )
 
 
-class _Worker:
-    """A worker process that can be killed and started again."""
+class WorkerProcess:
+    """A ``local.chaos_worker`` process that can be killed and started again."""
 
     def __init__(
         self, *, name: str, workdir: Path, environ: Mapping[str, str], timer: bool, lease: int
@@ -252,15 +252,19 @@ class _Worker:
             stderr=self._log,
         )
 
+    def status(self) -> dict[str, int]:
+        """What the running process last reported (see ``local.chaos_worker``); empty when unknown."""
+        if self._process is None:
+            return {}
+        try:
+            status: dict[str, int] = json.loads(self._status.read_text())
+        except (OSError, ValueError):
+            return {}
+        return status if status.get("pid") == self._process.pid else {}
+
     def in_flight(self) -> int:
         """Invocations running now, as the worker last reported them (0 when unknown)."""
-        if self._process is None:
-            return 0
-        try:
-            status = json.loads(self._status.read_text())
-        except (OSError, ValueError):
-            return 0
-        return int(status["inFlight"]) if status.get("pid") == self._process.pid else 0
+        return self.status().get("inFlight", 0)
 
     async def kill(self) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -329,7 +333,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 lifecycles={cycle.name: sum(c is cycle for c in jobs.values()) for cycle in plan.lifecycles},
             )
             workers = [
-                _Worker(
+                WorkerProcess(
                     name=f"worker-{n}",
                     workdir=workdir,
                     environ=environ,
@@ -380,7 +384,7 @@ async def _orchestrate(
     plan: ChaosPlan,
     rng: random.Random,
     azurite: Azurite,
-    workers: Sequence[_Worker],
+    workers: Sequence[WorkerProcess],
     report: ChaosReport,
     *,
     http: aiohttp.ClientSession,
@@ -471,7 +475,7 @@ async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
         return False  # storage is down: the leased ones come back after 30 s
 
 
-async def _victim(workers: Sequence[_Worker], rng: random.Random) -> tuple[_Worker, bool]:
+async def _victim(workers: Sequence[WorkerProcess], rng: random.Random) -> tuple[WorkerProcess, bool]:
     """A worker with an invocation in flight, if one shows up soon; else any worker."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + _STATUS_WAIT_SECONDS
@@ -483,7 +487,7 @@ async def _victim(workers: Sequence[_Worker], rng: random.Random) -> tuple[_Work
     return rng.choice(list(workers)), False
 
 
-async def _restart(worker: _Worker, after: float) -> None:
+async def _restart(worker: WorkerProcess, after: float) -> None:
     await asyncio.sleep(after)
     await worker.start()
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -44,7 +45,14 @@ async def serve(*, name: str, status: Path, timer: bool, lease_seconds: int) -> 
     async def report() -> None:
         temporary = status.with_suffix(".tmp")
         while True:
-            body = {"inFlight": runner.in_flight, "invoked": runner.stats.invoked, "pid": os.getpid()}
+            body = {
+                "inFlight": runner.in_flight,
+                "invoked": runner.stats.invoked,
+                "succeeded": runner.stats.succeeded,
+                "pid": os.getpid(),
+                "rssKiB": _rss_kib(),
+                "peakRssKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux
+            }
             await asyncio.to_thread(temporary.write_text, json.dumps(body))
             await asyncio.to_thread(temporary.replace, status)  # atomic: never half a file
             await asyncio.sleep(_STATUS_SECONDS)
@@ -56,6 +64,12 @@ async def serve(*, name: str, status: Path, timer: bool, lease_seconds: int) -> 
     finally:
         reporting.cancel()
         await close_process_runtime()
+
+
+def _rss_kib() -> int:
+    """Resident memory now (Linux: the second field of /proc/self/statm, in pages)."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 """The crash-chaos run, small enough for every `make test` (`make chaos` runs 1,000 jobs): worker
 processes SIGKILLed mid-invocation and restarted, storage stopped and restarted, some of the app's
-own messages lost, duplicates, Language faults; judged by storage alone. The full run's numbers are in the README."""
+own messages lost, duplicates, Language faults; judged by storage alone. The full run's numbers
+are in the README."""
 
 from __future__ import annotations
 
