@@ -239,7 +239,13 @@ class WorkerProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
 
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
     async def start(self) -> None:
+        if self.alive:
+            raise RuntimeError(f"{self.name} is already running: a second process would be orphaned")
         self._status.unlink(missing_ok=True)
         self._log = self._log or self._log_path.open("ab")  # closed by stop()
         self._process = await asyncio.create_subprocess_exec(
@@ -426,14 +432,15 @@ async def _orchestrate(
             continue
         if faulting and report.kills < plan.kills and now >= next_kill:
             worker, mid_invocation = await _victim(workers, rng)
-            await worker.kill()
-            report.kills += 1
-            report.kills_in_flight += mid_invocation
-            last_fault = time.time()
-            _log.info("kill %d: %s (mid-invocation: %s)", report.kills, worker.name, mid_invocation)
-            restart = asyncio.create_task(_restart(worker, rng.uniform(0.2, 1.5)))
-            restarts.add(restart)
-            restart.add_done_callback(restarts.discard)
+            if worker is not None:  # else every worker is down, waiting for its restart
+                await worker.kill()
+                report.kills += 1
+                report.kills_in_flight += mid_invocation
+                last_fault = time.time()
+                _log.info("kill %d: %s (mid-invocation: %s)", report.kills, worker.name, mid_invocation)
+                restart = asyncio.create_task(_restart(worker, rng.uniform(0.2, 1.5)))
+                restarts.add(restart)
+                restart.add_done_callback(restarts.discard)
             next_kill = loop.time() + rng.expovariate(1 / plan.kill_every)
         if faulting and report.drops < plan.drops and now >= next_drop:
             if await _drop_app_message(azurite.connection_string, environ["JOBS_QUEUE"]):
@@ -475,16 +482,17 @@ async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
         return False  # storage is down: the leased ones come back after 30 s
 
 
-async def _victim(workers: Sequence[WorkerProcess], rng: random.Random) -> tuple[WorkerProcess, bool]:
-    """A worker with an invocation in flight, if one shows up soon; else any worker."""
+async def _victim(workers: Sequence[WorkerProcess], rng: random.Random) -> tuple[WorkerProcess | None, bool]:
+    """A running worker with an invocation in flight, if one shows up soon; else any running one."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + _STATUS_WAIT_SECONDS
     while loop.time() < give_up:
-        busy = [worker for worker in workers if worker.in_flight() > 0]
+        busy = [worker for worker in workers if worker.alive and worker.in_flight() > 0]
         if busy:
             return rng.choice(busy), True
         await asyncio.sleep(0.01)
-    return rng.choice(list(workers)), False
+    alive = [worker for worker in workers if worker.alive]
+    return (rng.choice(alive) if alive else None), False
 
 
 async def _restart(worker: WorkerProcess, after: float) -> None:

@@ -42,9 +42,13 @@ async def serve(*, name: str, status: Path, timer: bool, lease_seconds: int) -> 
         lease_seconds=lease_seconds,
     )
 
+    parent = os.getppid()
+
     async def report() -> None:
         temporary = status.with_suffix(".tmp")
         while True:
+            if os.getppid() != parent:
+                stop.set()  # the run that started us is gone: never outlive it
             body = {
                 "inFlight": runner.in_flight,
                 "invoked": runner.stats.invoked,

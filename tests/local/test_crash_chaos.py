@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from local.chaos import LIFECYCLES, ChaosPlan, run_chaos
+from local.azurite import Azurite
+from local.chaos import LIFECYCLES, ChaosPlan, WorkerProcess, run_chaos
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -49,3 +50,24 @@ async def test_nothing_is_lost_or_corrupt_when_workers_are_killed_and_storage_go
     assert report.outages >= PLAN.outages
     assert report.drops >= PLAN.drops
     assert report.ok
+
+
+async def test_a_worker_is_never_started_twice_so_no_process_is_orphaned(
+    tmp_path: Path, azurite: Azurite
+) -> None:
+    environ = {
+        "LANGUAGE_ENDPOINT": "http://127.0.0.1:9",
+        "LANGUAGE_API_KEY": "unused",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "JOBS_QUEUE": "never-started-twice",
+    }
+    worker = WorkerProcess(name="once", workdir=tmp_path, environ=environ, timer=False, lease=5)
+    await worker.start()
+    try:
+        assert worker.alive
+        with pytest.raises(RuntimeError, match="already running"):
+            await worker.start()
+    finally:
+        await worker.stop()
+
+    assert not worker.alive
