@@ -34,7 +34,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["AZURITE_BIN", "DEV_ACCOUNT_KEY", "DEV_ACCOUNT_NAME", "Azurite", "AzuriteError"]
+__all__ = [
+    "AZURITE_BIN",
+    "DEV_ACCOUNT_KEY",
+    "DEV_ACCOUNT_NAME",
+    "Azurite",
+    "AzuriteError",
+    "connection_string",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
@@ -79,12 +86,7 @@ class Azurite:
         self.blob_endpoint = f"http://{_HOST}:{blob_port}/{DEV_ACCOUNT_NAME}"
         self.queue_endpoint = f"http://{_HOST}:{queue_port}/{DEV_ACCOUNT_NAME}"
         self.table_endpoint = f"http://{_HOST}:{table_port}/{DEV_ACCOUNT_NAME}"
-        # Explicit endpoints rather than UseDevelopmentStorage=true, which implies the default ports.
-        self.connection_string = (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
-            f"TableEndpoint={self.table_endpoint};"
-        )
+        self.connection_string = connection_string(blob_port, queue_port, table_port)
 
     @property
     def pid(self) -> int:
@@ -251,6 +253,22 @@ class Azurite:
         self._output.seek(0)
         lines = self._output.read().decode("utf-8", "replace").splitlines()
         return " | ".join(lines[-_OUTPUT_TAIL_LINES:]) or "(none)"
+
+
+def connection_string(blob_port: int, queue_port: int, table_port: int | None = None) -> str:
+    """The development account on these loopback ports (Azurite's, or a proxy's in front of them).
+
+    Explicit endpoints rather than UseDevelopmentStorage=true, which implies the default ports.
+    """
+    endpoints = {"Blob": blob_port, "Queue": queue_port, "Table": table_port}
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
+        + "".join(
+            f"{kind}Endpoint=http://{_HOST}:{port}/{DEV_ACCOUNT_NAME};"
+            for kind, port in endpoints.items()
+            if port
+        )
+    )
 
 
 def _spawn(

@@ -41,7 +41,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueClient
 
-from local.azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, Azurite
+from local.azurite import Azurite, connection_string
 from local.emulator import EmulatorConfig, Faults, serve
 from local.judge import Expectation, Verdict, judge
 from local.latency import LatencyProxy
@@ -318,7 +318,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
             environ = {
                 "LANGUAGE_ENDPOINT": emulator.base_url,
                 "LANGUAGE_API_KEY": _KEY,
-                "AzureWebJobsStorage": _connection_string(blob_proxy.port, queue_proxy.port),
+                "AzureWebJobsStorage": connection_string(blob_proxy.port, queue_proxy.port),
                 "ARCHIVE_CONTAINER": "chaos-archive",
                 "JOBS_QUEUE": "chaos-jobs",
                 "POLL_INITIAL_DELAY_SECONDS": "1",
@@ -627,14 +627,6 @@ async def _enqueue(
 
         await asyncio.gather(*(send(text) for text in messages))
     return len(messages)
-
-
-def _connection_string(blob_port: int, queue_port: int) -> str:
-    host = "http://127.0.0.1"
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
-        f"BlobEndpoint={host}:{blob_port}/{DEV_ACCOUNT_NAME};QueueEndpoint={host}:{queue_port}/{DEV_ACCOUNT_NAME};"
-    )
 
 
 @contextlib.asynccontextmanager
