@@ -13,7 +13,7 @@ and is judged by storage alone (``local.judge``).
     python -m local.chaos --jobs 1000          # what `make chaos` runs
     python -m local.chaos --jobs 80 --kills 3 --outages 1
 
-Exit status 0 only when nothing was lost or corrupt and the planned kills and outages happened.
+Exit status 0 only when nothing was lost or corrupt and every planned kill, outage and drop happened.
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ class ChaosReport:
 
     @property
     def ok(self) -> bool:
-        return self.verdict.ok and self.kills >= self.plan.kills and self.outages >= self.plan.outages
+        plan = self.plan
+        done = self.kills >= plan.kills and self.outages >= plan.outages and self.drops >= plan.drops
+        return self.verdict.ok and done
 
     def summary(self) -> str:
         v = self.verdict
