@@ -169,7 +169,7 @@ class ChaosPlan:
     workers: int = 2
     duplicate_share: float = 0.10
     kills: int = 12  # at least this many SIGKILLs before the faults stop
-    kill_every: float = 3.0  # mean seconds between kills
+    kill_every: float = 2.0  # mean seconds between kills
     drops: int = 15  # at most, of the app's own next-poll messages deleted behind its back (lost)
     drop_every: float = 2.0  # mean seconds between drops
     outages: int = 2
