@@ -48,7 +48,7 @@ async def test_nothing_is_lost_or_corrupt_when_workers_are_killed_and_storage_go
     assert report.kills >= PLAN.kills
     assert report.kills_in_flight >= 1, "no kill landed while an invocation was running"
     assert report.outages >= PLAN.outages
-    assert report.drops >= PLAN.drops
+    assert report.drops >= 1, "no next-poll message was lost: the sweep's re-drive went unexercised"
     assert report.ok
 
 
