@@ -22,8 +22,8 @@ QUICK_LIFECYCLES = tuple(
 )
 PLAN = ChaosPlan(
     jobs=80,
-    kills=3,
-    kill_every=2.0,
+    kills=5,
+    kill_every=1.5,
     drops=3,
     drop_every=1.5,
     outages=1,
