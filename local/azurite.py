@@ -9,6 +9,13 @@ Asynchronous use (a demo script)::
 
     async with Azurite.start() as azurite:
         ...
+
+With ``location=DIR`` the data lives on disk instead of in memory, so the process can be taken down
+and brought back on the same ports with its blobs and queues intact (a storage outage)::
+
+    azurite = Azurite.start_sync(location=tmp_dir)
+    azurite.suspend()   # connections are refused from now on
+    azurite.resume()    # same ports, same data
 """
 
 from __future__ import annotations
@@ -27,7 +34,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-__all__ = ["AZURITE_BIN", "DEV_ACCOUNT_KEY", "DEV_ACCOUNT_NAME", "Azurite", "AzuriteError"]
+__all__ = [
+    "AZURITE_BIN",
+    "DEV_ACCOUNT_KEY",
+    "DEV_ACCOUNT_NAME",
+    "Azurite",
+    "AzuriteError",
+    "connection_string",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
@@ -56,31 +70,56 @@ class Azurite:
         queue_port: int,
         table_port: int,
         stop_timeout: float,
+        executable: Path = AZURITE_BIN,
+        location: Path | None = None,
+        startup_timeout: float = 30.0,
     ) -> None:
         self._process = process
         self._output = output
         self._stop_timeout = stop_timeout
         self._stopped = False
+        self._executable = executable
+        self._location = location
+        self._startup_timeout = startup_timeout
+        self._ports = (blob_port, queue_port, table_port)
+        self._ended = False  # this process was stopped and its group reaped
         self.blob_endpoint = f"http://{_HOST}:{blob_port}/{DEV_ACCOUNT_NAME}"
         self.queue_endpoint = f"http://{_HOST}:{queue_port}/{DEV_ACCOUNT_NAME}"
         self.table_endpoint = f"http://{_HOST}:{table_port}/{DEV_ACCOUNT_NAME}"
-        # Explicit endpoints rather than UseDevelopmentStorage=true, which implies the default ports.
-        self.connection_string = (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
-            f"TableEndpoint={self.table_endpoint};"
-        )
+        self.connection_string = connection_string(blob_port, queue_port, table_port)
 
     @property
     def pid(self) -> int:
         """The Azurite process id; it leads its own process group."""
         return self._process.pid
 
+    @property
+    def blob_port(self) -> int:
+        return self._ports[0]
+
+    @property
+    def queue_port(self) -> int:
+        return self._ports[1]
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is up (False while suspended and after stop)."""
+        return not self._stopped and self._process.poll() is None
+
     @classmethod
     def start_sync(
-        cls, *, executable: Path = AZURITE_BIN, startup_timeout: float = 30.0, stop_timeout: float = 10.0
+        cls,
+        *,
+        executable: Path = AZURITE_BIN,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        location: Path | None = None,
     ) -> Azurite:
-        """Start Azurite and wait until its blob and queue ports accept connections."""
+        """Start Azurite and wait until its blob and queue ports accept connections.
+
+        ``location``: a directory for its data on disk (kept across ``suspend``/``resume``);
+        without it the data lives in memory and dies with the process.
+        """
         if not os.access(executable, os.X_OK):
             raise AzuriteError(f"{executable} not found: run `npm ci` (or `make deps`) in {REPO_ROOT}")
         for attempt in range(1, _PORT_ATTEMPTS + 1):
@@ -88,7 +127,7 @@ class Azurite:
             # A file, not a pipe: nobody has to drain it. Closed by stop().
             output = tempfile.TemporaryFile()  # noqa: SIM115
             try:
-                process = _spawn(executable, blob_port, queue_port, table_port, output)
+                process = _spawn(executable, (blob_port, queue_port, table_port), output, location)
             except OSError as error:
                 output.close()
                 raise AzuriteError(
@@ -101,6 +140,9 @@ class Azurite:
                 queue_port=queue_port,
                 table_port=table_port,
                 stop_timeout=stop_timeout,
+                executable=executable,
+                location=location,
+                startup_timeout=startup_timeout,
             )
             atexit.register(azurite.stop)
             try:
@@ -117,11 +159,20 @@ class Azurite:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(
-        cls, *, executable: Path = AZURITE_BIN, startup_timeout: float = 30.0, stop_timeout: float = 10.0
+        cls,
+        *,
+        executable: Path = AZURITE_BIN,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+        location: Path | None = None,
     ) -> AsyncIterator[Azurite]:
         """``async with Azurite.start() as azurite:``; starting and stopping do not block the loop."""
         azurite = await asyncio.to_thread(
-            cls.start_sync, executable=executable, startup_timeout=startup_timeout, stop_timeout=stop_timeout
+            cls.start_sync,
+            executable=executable,
+            startup_timeout=startup_timeout,
+            stop_timeout=stop_timeout,
+            location=location,
         )
         try:
             yield azurite
@@ -134,6 +185,33 @@ class Azurite:
             return  # the group id may belong to someone else by now
         self._stopped = True
         atexit.unregister(self.stop)
+        self._end_process()
+        self._output.close()
+
+    def suspend(self) -> None:
+        """Take storage down (graceful stop, data flushed to ``location``); ``resume()`` brings it back."""
+        if self._location is None:
+            raise AzuriteError("suspend() needs Azurite started with location=DIR, or its data would be lost")
+        if self._stopped:
+            raise AzuriteError("suspend() after stop()")
+        self._end_process()
+
+    def resume(self) -> None:
+        """Start the process again on the same ports and data directory; wait until it listens."""
+        if self._stopped:
+            raise AzuriteError("resume() after stop()")
+        if not self._ended:
+            return  # not suspended
+        self._output.truncate(0)
+        self._output.seek(0)
+        self._process = _spawn(self._executable, self._ports, self._output, self._location)
+        self._ended = False
+        self._wait_ready(list(self._ports[:2]), self._startup_timeout)
+
+    def _end_process(self) -> None:
+        if self._ended:
+            return  # suspended: its group id may belong to someone else by now
+        self._ended = True
         if self._process.poll() is None:
             _signal_group(self.pid, signal.SIGTERM)
             try:
@@ -143,7 +221,6 @@ class Azurite:
                 self._process.wait(self._stop_timeout)
         # Node may have forked helpers that outlive it in the group; they must not leak either.
         _signal_group(self.pid, signal.SIGKILL)
-        self._output.close()
 
     def __enter__(self) -> Self:
         return self
@@ -178,13 +255,31 @@ class Azurite:
         return " | ".join(lines[-_OUTPUT_TAIL_LINES:]) or "(none)"
 
 
+def connection_string(blob_port: int, queue_port: int, table_port: int | None = None) -> str:
+    """The development account on these loopback ports (Azurite's, or a proxy's in front of them).
+
+    Explicit endpoints rather than UseDevelopmentStorage=true, which implies the default ports.
+    """
+    endpoints = {"Blob": blob_port, "Queue": queue_port, "Table": table_port}
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
+        + "".join(
+            f"{kind}Endpoint=http://{_HOST}:{port}/{DEV_ACCOUNT_NAME};"
+            for kind, port in endpoints.items()
+            if port
+        )
+    )
+
+
 def _spawn(
-    executable: Path, blob_port: int, queue_port: int, table_port: int, output: IO[bytes]
+    executable: Path, ports: tuple[int, int, int], output: IO[bytes], location: Path | None
 ) -> subprocess.Popen[bytes]:
+    blob_port, queue_port, table_port = ports
+    persistence = ["--inMemoryPersistence"] if location is None else ["--location", str(location)]
     return subprocess.Popen(  # noqa: S603 - our own executable, fixed arguments
         [
             str(executable),
-            "--inMemoryPersistence",
+            *persistence,
             "--disableTelemetry",
             "--loose",
             "--skipApiVersionCheck",

@@ -59,6 +59,10 @@ class LatencyProxy:
             connections.add(task)
             try:
                 await proxy._relay(reader, writer)
+            except asyncio.CancelledError:
+                # The proxy is closing. Ending normally, not cancelled: Python 3.11's stream server
+                # would log a cancelled connection task as an unhandled error.
+                return
             finally:
                 connections.discard(task)
 

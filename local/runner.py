@@ -49,8 +49,8 @@ __all__ = ["HOST_JSON", "HostQueueSettings", "QueueRunner", "RunnerStats", "func
 logger = logging.getLogger(__name__)
 
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
-# The host leases each message for 10 minutes while its function runs (and renews the lease; local
-# invocations end well within that, so this runner does not).
+# The host leases each message for 10 minutes and renews the lease at half that while its function
+# runs; a message leased by a process that died comes back when the lease runs out.
 _LEASE_SECONDS = 600
 # The host's empty-queue backoff starts at 100 ms and doubles, randomised, up to maxPollingInterval.
 _MIN_POLL_SECONDS = 0.1
@@ -199,8 +199,13 @@ class QueueRunner:
         poll_interval: float | None = None,
         timer: bool = True,
         name: str = "runner",
+        lease_seconds: int = _LEASE_SECONDS,
     ) -> None:
+        if lease_seconds < 1:
+            raise ValueError(f"lease_seconds must be at least 1, got {lease_seconds}")
         self.name = name
+        # Shorter than the host's 10 minutes in crash tests, so a dead worker's messages return soon.
+        self._lease = lease_seconds
         self.settings = HostQueueSettings.from_host_json(host_json)
         # poll_interval stands in for maxPollingInterval, e.g. to keep tests snappy.
         self._max_poll = (
@@ -383,7 +388,7 @@ class QueueRunner:
 
     async def _receive(self, client: QueueClient) -> list[StorageMessage]:
         pages = client.receive_messages(
-            messages_per_page=self.settings.batch_size, visibility_timeout=_LEASE_SECONDS
+            messages_per_page=self.settings.batch_size, visibility_timeout=self._lease
         ).by_page()
         # One page is one Get Messages call, i.e. one batch.
         async for page in pages:
@@ -422,8 +427,15 @@ class QueueRunner:
             time_next_visible=message.next_visible_on,
         )
         self.stats.invoked += 1
+        renewing = asyncio.Event()
+        renewal = asyncio.create_task(self._keep_leased(client, message, renewing))
         try:
-            await _invoke(fn.call, {fn.arg_name: queue_message})
+            try:
+                await _invoke(fn.call, {fn.arg_name: queue_message})
+            finally:
+                # Let a renewal in progress finish: its new pop receipt is the one that settles.
+                renewing.set()
+                await asyncio.wait([renewal])
         except asyncio.CancelledError:
             if _being_cancelled():
                 raise  # the runner is stopping; it releases the message
@@ -441,6 +453,24 @@ class QueueRunner:
             await self._settle(
                 "retry", client.update_message(message, visibility_timeout=visibility), message
             )
+
+    async def _keep_leased(self, client: QueueClient, message: StorageMessage, done: asyncio.Event) -> None:
+        """Renew the lease at half its length until ``done``, as the host does for long invocations."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self._lease / 2)
+            if done.is_set():
+                return
+            try:
+                renewed = await client.update_message(message, visibility_timeout=self._lease)
+            except AzureError as error:
+                # The message may reappear for another worker meanwhile: at-least-once, as on the host.
+                logger.warning(
+                    "[%s] could not renew the lease of message %s: %s", self.name, message.id, error
+                )
+                continue
+            message.pop_receipt = renewed.pop_receipt
+            message.next_visible_on = renewed.next_visible_on
 
     def _failed(
         self, fn: _QueueFunction, message: StorageMessage, dequeue_count: int, error: BaseException

@@ -6,11 +6,14 @@ test gets its own containers and queues, so tests never see each other's data.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, settings
 
 from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
@@ -19,6 +22,20 @@ from tests.support import IdentityEndpoint, serve_local
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SPEC = REPO_ROOT.parent / "shared" / "language-api"
 EMULATOR_KEY = "emulator-key-0123456789abcdef"  # distinctive, so tests can search logs for it
+
+# Property tests: a fixed number of examples drawn from a fixed seed, so CI time is bounded and a
+# failure repeats; no example database written into the checkout. HYPOTHESIS_PROFILE=thorough
+# searches harder (and at random) on a developer's machine.
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    deadline=timedelta(milliseconds=500),
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", max_examples=5000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

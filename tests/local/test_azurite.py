@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import AzureError
+from azure.storage.blob import BlobServiceClient as SyncBlobServiceClient
 from azure.storage.queue import QueueServiceClient as SyncQueueServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
@@ -83,3 +85,37 @@ def test_startup_timeout_kills_the_silent_process(tmp_path: Path) -> None:
         Azurite.start_sync(executable=silent, startup_timeout=0.5, stop_timeout=2)
 
     assert gone(int(pid_file.read_text()))
+
+
+def test_resume_after_suspend_keeps_ports_blobs_and_queue_messages(tmp_path: Path) -> None:
+    with Azurite.start_sync(location=tmp_path / "data") as azurite:
+        with SyncQueueServiceClient.from_connection_string(azurite.connection_string) as service:
+            service.create_queue("kept").send_message("still here")
+        with SyncBlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
+            blobs.create_container("kept").upload_blob("a.json", b"{}")
+        connection_string, old_pid = azurite.connection_string, azurite.pid
+
+        azurite.suspend()
+        assert gone(old_pid)
+        with (
+            SyncQueueServiceClient.from_connection_string(azurite.connection_string, retry_total=0) as down,
+            pytest.raises(AzureError),
+        ):
+            down.get_queue_client("kept").get_queue_properties()
+
+        azurite.resume()
+        assert azurite.running
+        assert azurite.connection_string == connection_string
+        with SyncQueueServiceClient.from_connection_string(azurite.connection_string) as service:
+            assert [m.content for m in service.get_queue_client("kept").peek_messages()] == ["still here"]
+        with SyncBlobServiceClient.from_connection_string(azurite.connection_string) as blobs:
+            assert blobs.get_blob_client("kept", "a.json").download_blob().readall() == b"{}"
+        new_pid = azurite.pid
+
+    assert gone(new_pid)
+
+
+def test_suspend_without_a_location_refuses_rather_than_losing_the_data() -> None:
+    with Azurite.start_sync() as azurite, pytest.raises(AzuriteError, match="location=DIR"):
+        azurite.suspend()
+    assert gone(azurite.pid)

@@ -3,6 +3,7 @@ upstream that is down looks like a reset connection."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -65,3 +66,19 @@ async def test_a_negative_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="delay must be >= 0"):
         async with LatencyProxy.start(upstream_port=1, delay=-1):
             pass
+
+
+async def test_closing_with_open_connections_logs_no_unhandled_error(
+    no_proxy: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve_local(echo) as url:
+        upstream_port = int(url.rsplit(":", 1)[1])
+        async with aiohttp.ClientSession() as http:  # its keep-alive connection outlives the proxy
+            async with (
+                LatencyProxy.start(upstream_port=upstream_port, delay=0.0) as proxy,
+                http.get(f"http://127.0.0.1:{proxy.port}/") as response,
+            ):
+                await response.read()
+            await asyncio.sleep(0.05)  # the connection tasks' done callbacks run
+
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
+import time
 from pathlib import Path
 
 import azure.functions as func
@@ -12,6 +15,7 @@ from azure.functions.decorators.function_app import Function
 
 from local.azurite import Azurite
 from local.runner import QueueRunner, functions_of
+from tests.conftest import REPO_ROOT
 from tests.local.conftest import MakeSetup, encode, write_host_json
 from tests.local.testapp import Recorder, make_app
 
@@ -332,3 +336,73 @@ def test_app_indexed_elsewhere_is_a_clear_error() -> None:
 
     with pytest.raises(RuntimeError, match="functions_of"):
         functions_of(app)
+
+
+async def test_a_message_leased_by_a_killed_worker_returns_after_its_lease_with_dequeue_count_raised(
+    make_setup: MakeSetup, runner_azurite: Azurite, host_json: Path
+) -> None:
+    setup = await make_setup()
+    await setup.send("crash me")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "tests.local.lease_worker", runner_azurite.connection_string, setup.queue.queue_name),
+        *(str(host_json), "3"),
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert worker.stdout is not None
+        # The worker prints the dequeue count it was handed once its function is running.
+        started = await asyncio.wait_for(worker.stdout.readline(), 30)
+        assert started == b"invoked 1\n", "the worker never invoked its function"
+        worker.send_signal(signal.SIGKILL)  # mid-invocation: no chance to hand the message back
+        await asyncio.wait_for(worker.wait(), 10)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    killed_at = time.monotonic()
+
+    assert await setup.queue.peek_messages() == []  # still leased by the dead process
+    await setup.runner.run_until(lambda: bool(setup.recorder.messages), timeout=15)
+
+    (message,) = setup.recorder.messages
+    assert message.get_body() == b"crash me"
+    assert message.dequeue_count == 2
+    assert time.monotonic() - killed_at < 3 + 2  # back once the 3 s lease ran out, not 10 minutes
+
+
+async def test_an_invocation_longer_than_the_lease_keeps_its_message_from_other_runners(
+    make_setup: MakeSetup, runner_azurite: Azurite, host_json: Path
+) -> None:
+    invoked = asyncio.Event()
+
+    async def slow(_: object) -> None:
+        invoked.set()
+        await asyncio.sleep(3.5)
+
+    first = await make_setup(Recorder(on_message=slow), name="first")
+    first_runner = QueueRunner(
+        app=make_app(first.recorder),
+        connection_string=runner_azurite.connection_string,
+        environ={"TEST_QUEUE": first.queue.queue_name, "TEST_SCHEDULE": "0 0 0 1 1 *"},
+        host_json=host_json,
+        timer=False,
+        name="first",
+        lease_seconds=1,
+    )
+    second = await make_setup(name="second")
+    await first.send("long one")
+    try:
+        running = asyncio.create_task(
+            first_runner.run_until(lambda: first_runner.stats.succeeded == 1, timeout=10)
+        )
+        await asyncio.wait_for(invoked.wait(), 10)
+        # The second runner polls for the whole invocation, well past the 1 s lease.
+        await second.runner.run_until(running.done, timeout=10)
+        await running
+    finally:
+        await first_runner.aclose()
+
+    assert second.recorder.messages == []  # renewed at half the lease, never visible meanwhile
+    assert await first.count() == 0
