@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueClient
@@ -52,7 +54,6 @@ from azure.storage.queue.aio import QueueClient
 import function_app
 from local.azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, Azurite
 from local.emulator.cli import READY_PREFIX
-from local.latency import LatencyProxy
 from local.runner import QueueRunner
 from local.upstream import enqueue, job_message, submit_job
 from shared.runtime import build_runtime, close_process_runtime, install_process_runtime
@@ -111,9 +112,11 @@ class Scenario:
 
 @dataclass(slots=True)
 class Side:
-    """Rounds of one side in one scenario: jobs per second and billed requests per job."""
+    """Rounds of one side in one scenario: jobs per second, CPU and billed requests per job."""
 
+    name: str
     rates: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # this process's CPU seconds per job
     calls: Counter[str] = field(default_factory=Counter)
     jobs: int = 0
 
@@ -121,8 +124,19 @@ class Side:
     def median(self) -> float:
         return statistics.median(self.rates)
 
-    def per_job(self) -> str:
-        return ", ".join(f"{name} {count / self.jobs:.2f}" for name, count in sorted(self.calls.items()))
+    def record(self, *, jobs: int, elapsed: float, cpu: float, calls: Counter[str]) -> None:
+        self.rates.append(jobs / elapsed)
+        self.cpu.append(cpu / jobs)
+        self.calls.update(calls)
+        self.jobs += jobs
+
+    def summary(self) -> str:
+        rates = " ".join(f"{rate:.0f}" for rate in self.rates)
+        per_job = ", ".join(f"{name} {count / self.jobs:.2f}" for name, count in sorted(self.calls.items()))
+        cpu = statistics.median(self.cpu) * 1000
+        return (
+            f"{self.name:<13} {self.median:5.0f} jobs/s [{rates}]  CPU {cpu:.2f} ms/job  reqs/job: {per_job}"
+        )
 
 
 def _tracer(calls: Counter[str], ports: dict[int | None, str]) -> aiohttp.TraceConfig:
@@ -142,149 +156,192 @@ def _ports(scenario: Scenario) -> dict[int | None, str]:
     }
 
 
-class AppSide:
-    """The app as deployed: the runner plays the host, function_app does the work."""
+class Floor:
+    """The least I/O that archives one job: raw aiohttp on one session, a container SAS, no SDK.
 
-    def __init__(self, scenario: Scenario, job_ids: list[str], side: Side) -> None:
-        self._scenario = scenario
-        self._job_ids = job_ids
-        self._side = side
-        self._rounds = 0
-        self._environ = {
-            "LANGUAGE_ENDPOINT": scenario.language_url,
-            "LANGUAGE_API_KEY": _KEY,
-            "AzureWebJobsStorage": scenario.connection_string,
-            "JOBS_QUEUE": f"bench-{scenario.name}",
-            "ARCHIVE_CONTAINER": "unused",
-            "SWEEP_SCHEDULE": "0 0 0 1 1 *",  # the timer never fires during a round (timer=False too)
-        }
+    GET every page (following ``nextLink``), PUT the task blobs at once, then the manifest with
+    ``If-None-Match: *``; no checks, no ledger, no sorting.
+    """
 
-    async def round(self, direct: str, *, profile: cProfile.Profile | None = None) -> None:
-        self._rounds += 1
-        environ = {**self._environ, "ARCHIVE_CONTAINER": f"app-{self._scenario.name}-{self._rounds}"}
-        settings = load_settings(environ)
-        await _create_container(direct, settings.archive_container)
-        calls: Counter[str] = Counter()
-        runtime = await build_runtime(settings, trace_configs=[_tracer(calls, _ports(self._scenario))])
-        await install_process_runtime(runtime)
-        async with QueueClient.from_connection_string(direct, settings.jobs_queue) as queue:
-            with contextlib.suppress(Exception):
-                await queue.create_queue()
-            for job_id in self._job_ids:
-                await enqueue(queue, job_message(job_id))
-        try:
-            async with QueueRunner(
-                app=function_app.app, connection_string=self._scenario.connection_string,
-                environ=environ,
-                timer=False,
-            ) as runner:
-                target = len(self._job_ids)
-                stats = runner.stats
-
-                async def all_done() -> bool:
-                    return stats.succeeded + stats.failed >= target
-
-                if profile is not None:
-                    profile.enable()
-                started = time.perf_counter()
-                await runner.run_until(all_done, timeout=_ROUND_TIMEOUT)
-                elapsed = time.perf_counter() - started
-                if profile is not None:
-                    profile.disable()
-                if stats.failed:
-                    raise RuntimeError(f"app round: {stats.failed} invocations failed")
-        finally:
-            await close_process_runtime()
-        await _expect_archived(direct, settings.archive_container, self._job_ids)
-        if profile is None:
-            self._side.rates.append(len(self._job_ids) / elapsed)
-            self._side.calls.update(calls)
-            self._side.jobs += len(self._job_ids)
-
-
-class FloorSide:
-    """The least I/O that archives the same jobs: raw aiohttp, 16 jobs at once, no queue."""
-
-    def __init__(self, scenario: Scenario, job_ids: list[str], side: Side, *, concurrency: int) -> None:
-        self._scenario = scenario
-        self._job_ids = job_ids
-        self._side = side
-        self._concurrency = concurrency
-        self._rounds = 0
-
-    async def round(self, direct: str) -> None:
-        self._rounds += 1
-        container = f"floor-{self._scenario.name}-{self._rounds}"
-        await _create_container(direct, container)
-        sas = generate_container_sas(
+    def __init__(self, *, http: aiohttp.ClientSession, scenario: Scenario, container: str) -> None:
+        self._http = http
+        self._language = scenario.language_url
+        self._prefix = f"{scenario.blob_url}/{container}"
+        self._sas = generate_container_sas(
             DEV_ACCOUNT_NAME,
             container,
             account_key=DEV_ACCOUNT_KEY,
             permission=ContainerSasPermissions(write=True, create=True),
             expiry=datetime.now(UTC) + timedelta(hours=1),
         )
-        calls: Counter[str] = Counter()
-        base = f"{self._scenario.blob_url}/{container}"
-        gate = asyncio.Semaphore(self._concurrency)
-        connector = aiohttp.TCPConnector(limit=64, limit_per_host=32)
-        trace = _tracer(calls, _ports(self._scenario))
-        async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as http:
 
-            async def one(job_id: str) -> None:
-                async with gate:
-                    await _floor_job(http, self._scenario.language_url, f"{base}/{job_id}", sas, job_id)
+    async def archive(self, job_id: str) -> None:
+        url: str | None = f"{self._language}/language/analyze-text/jobs/{job_id}?api-version={_API_VERSION}"
+        items: list[dict[str, Any]] = []
+        status = None
+        while url is not None:
+            async with self._http.get(url, headers={"Ocp-Apim-Subscription-Key": _KEY}) as response:
+                response.raise_for_status()
+                page = json.loads(await response.read())
+            for index, item in enumerate(page["tasks"]["items"]):
+                if index == len(items):
+                    items.append(item)
+                else:
+                    results, more = items[index]["results"], item["results"]
+                    results["documents"] += more["documents"]
+                    results["errors"] += more["errors"]
+            url, status = page.get("nextLink"), page["status"]
+        blobs = [
+            (
+                f"{job_id}/tasks/{index:02d}-{item['kind']}.json",
+                json.dumps(item, separators=(",", ":")).encode(),
+            )
+            for index, item in enumerate(items)
+        ]
+        await asyncio.gather(*(self._put(name, data) for name, data in blobs))
+        manifest = {
+            "jobId": job_id,
+            "status": status,
+            "tasks": [
+                {"blob": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                for name, data in blobs
+            ],
+        }
+        await self._put(f"{job_id}/manifest.json", json.dumps(manifest).encode(), create_only=True)
 
-            started = time.perf_counter()
-            await asyncio.gather(*(one(job_id) for job_id in self._job_ids))
-            elapsed = time.perf_counter() - started
-        await _expect_archived(direct, container, self._job_ids)
-        self._side.rates.append(len(self._job_ids) / elapsed)
-        self._side.calls.update(calls)
-        self._side.jobs += len(self._job_ids)
-
-
-async def _floor_job(http: aiohttp.ClientSession, language: str, prefix: str, sas: str, job_id: str) -> None:
-    url: str | None = f"{language}/language/analyze-text/jobs/{job_id}?api-version={_API_VERSION}"
-    items: list[dict[str, Any]] = []
-    while url is not None:
-        async with http.get(url, headers={"Ocp-Apim-Subscription-Key": _KEY}) as response:
-            response.raise_for_status()
-            page = json.loads(await response.read())
-        for index, item in enumerate(page["tasks"]["items"]):
-            if index == len(items):
-                items.append(item)
-            else:
-                results, more = items[index]["results"], item["results"]
-                results["documents"] += more["documents"]
-                results["errors"] += more["errors"]
-        url = page.get("nextLink")
-    blobs = [
-        (f"tasks/{index:02d}-{item['kind']}.json", json.dumps(item, separators=(",", ":")).encode())
-        for index, item in enumerate(items)
-    ]
-
-    async def put(name: str, data: bytes, **headers: str) -> None:
-        async with http.put(
-            f"{prefix}/{name}?{sas}",
-            data=data,
-            headers={
-                "x-ms-blob-type": "BlockBlob",
-                "x-ms-version": _STORAGE_VERSION,
-                "x-ms-blob-content-type": _JSON_TYPE,
-                **headers,
-            },
+    async def _put(self, name: str, data: bytes, *, create_only: bool = False) -> None:
+        headers = {
+            "x-ms-blob-type": "BlockBlob",
+            "x-ms-version": _STORAGE_VERSION,
+            "x-ms-blob-content-type": _JSON_TYPE,
+        }
+        if create_only:
+            headers["If-None-Match"] = "*"
+        async with self._http.put(
+            f"{self._prefix}/{name}?{self._sas}", data=data, headers=headers
         ) as response:
             response.raise_for_status()
 
-    await asyncio.gather(*(put(name, data) for name, data in blobs))
-    manifest = {
-        "jobId": job_id,
-        "status": page["status"],
-        "tasks": [
-            {"blob": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in blobs
-        ],
-    }
-    await put("manifest.json", json.dumps(manifest).encode(), **{"If-None-Match": "*"})
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Round:
+    """What one round needs: where to send requests, which jobs, and the direct connection string
+    (setup and checks go straight to Azurite, outside the measurement)."""
+
+    scenario: Scenario
+    job_ids: list[str]
+    direct: str
+    number: int
+
+    def container(self, side: str) -> str:
+        return f"{side}-{self.scenario.name}-{self.number}"
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {
+            "LANGUAGE_ENDPOINT": self.scenario.language_url,
+            "LANGUAGE_API_KEY": _KEY,
+            "AzureWebJobsStorage": self.scenario.connection_string,
+            "JOBS_QUEUE": f"bench-{self.scenario.name}",
+            "ARCHIVE_CONTAINER": self.container("app"),
+            "SWEEP_SCHEDULE": "0 0 0 1 1 *",  # never due during a round (the runner's timer is off too)
+        }
+
+
+async def app_round(round_: Round, side: Side, *, profile: cProfile.Profile | None = None) -> None:
+    """The app as deployed: function_app.poll_job under the queue runner, one message per job."""
+    settings = load_settings(round_.environ)
+    await _create_container(round_.direct, settings.archive_container)
+    calls: Counter[str] = Counter()
+    runtime = await build_runtime(settings, trace_configs=[_tracer(calls, _ports(round_.scenario))])
+    await install_process_runtime(runtime)
+    try:
+        elapsed, cpu = await _run_queued(round_, function_app.app, profile=profile)
+    finally:
+        await close_process_runtime()
+    await _expect_archived(round_.direct, settings.archive_container, round_.job_ids)
+    if profile is None:
+        side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=cpu, calls=calls)
+
+
+async def floor_round(round_: Round, side: Side, *, concurrency: int) -> None:
+    """The floor: ``concurrency`` jobs at once on one session, no queue."""
+    container = round_.container("floor")
+    await _create_container(round_.direct, container)
+    calls: Counter[str] = Counter()
+    gate = asyncio.Semaphore(concurrency)
+    async with _session(round_.scenario, calls) as http:
+        floor = Floor(http=http, scenario=round_.scenario, container=container)
+
+        async def one(job_id: str) -> None:
+            async with gate:
+                await floor.archive(job_id)
+
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(one(job_id) for job_id in round_.job_ids))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    await _expect_archived(round_.direct, container, round_.job_ids)
+    side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=cpu, calls=calls)
+
+
+async def queued_floor_round(round_: Round, side: Side) -> None:
+    """The floor's work as the function under the same queue runner: what the host's own receive
+    and delete leave of the floor, i.e. the most the app can reach under that loop."""
+    container = round_.container("qfloor")
+    await _create_container(round_.direct, container)
+    calls: Counter[str] = Counter()
+    async with _session(round_.scenario, calls) as http:
+        floor = Floor(http=http, scenario=round_.scenario, container=container)
+        app = func.FunctionApp()
+
+        @app.function_name("floor_job")
+        @app.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="AzureWebJobsStorage")
+        async def floor_job(msg: func.QueueMessage) -> None:
+            await floor.archive(json.loads(msg.get_body())["jobId"])
+
+        elapsed, cpu = await _run_queued(round_, app)
+    await _expect_archived(round_.direct, container, round_.job_ids)
+    side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=cpu, calls=calls)
+
+
+async def _run_queued(
+    round_: Round, app: func.FunctionApp, *, profile: cProfile.Profile | None = None
+) -> tuple[float, float]:
+    """Enqueue one message per job (untimed), then time the runner until every one succeeded."""
+    environ = round_.environ
+    async with QueueClient.from_connection_string(round_.direct, environ["JOBS_QUEUE"]) as queue:
+        with contextlib.suppress(ResourceExistsError):
+            await queue.create_queue()
+        for job_id in round_.job_ids:
+            await enqueue(queue, job_message(job_id))
+    async with QueueRunner(
+        app=app, connection_string=round_.scenario.connection_string, environ=environ, timer=False
+    ) as runner:
+        stats, target = runner.stats, len(round_.job_ids)
+
+        def all_done() -> bool:
+            return stats.succeeded + stats.failed >= target
+
+        if profile is not None:
+            profile.enable()
+        started, cpu = time.perf_counter(), time.process_time()
+        await runner.run_until(all_done, timeout=_ROUND_TIMEOUT)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profile is not None:
+            profile.disable()
+    if stats.failed:
+        raise RuntimeError(f"{stats.failed} invocations failed in a benchmark round")
+    return elapsed, cpu
+
+
+@contextlib.asynccontextmanager
+async def _session(scenario: Scenario, calls: Counter[str]) -> AsyncIterator[aiohttp.ClientSession]:
+    # The app's own connection limits (shared.http), so that pooling is not what differs.
+    connector = aiohttp.TCPConnector(limit=64, limit_per_host=32)
+    async with aiohttp.ClientSession(
+        connector=connector, trace_configs=[_tracer(calls, _ports(scenario))]
+    ) as http:
+        yield http
 
 
 async def _create_container(connection_string: str, name: str) -> None:
@@ -298,27 +355,28 @@ async def _expect_archived(connection_string: str, container: str, job_ids: list
         names = [blob.name async for blob in blobs.get_container_client(container).list_blobs()]
     manifests = {name.split("/")[0] for name in names if name.endswith("/manifest.json")}
     if manifests != set(job_ids) or len(names) != 3 * len(job_ids):
-        raise RuntimeError(f"{container}: {len(manifests)} of {len(job_ids)} jobs archived, {len(names)} blobs")
+        raise RuntimeError(
+            f"{container}: {len(manifests)} of {len(job_ids)} jobs archived, {len(names)} blobs"
+        )
 
 
 @contextlib.asynccontextmanager
-async def _emulator_process() -> AsyncIterator[str]:
-    """The Language emulator in a child process of its own; yields its base URL."""
+async def _child(*args: str, ready: str) -> AsyncIterator[str]:
+    """``python -m <args>`` as a child process; yields the first word after ``ready`` on its stdout."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "local.emulator",
-        *("--api-key", _KEY, "--not-started-seconds", "0", "--running-seconds", "0"),
+        *args,
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), _STARTUP_TIMEOUT)
-        if not line.startswith(READY_PREFIX.encode()):
-            raise RuntimeError(f"the Language emulator did not start: {line!r}")
-        yield line.decode().split()[1]
+        line = (await asyncio.wait_for(process.stdout.readline(), _STARTUP_TIMEOUT)).decode()
+        if not line.startswith(ready):
+            raise RuntimeError(f"python -m {args[0]} did not start: {line!r}")
+        yield line.removeprefix(ready).split()[0]
     finally:
         if process.returncode is None:
             process.terminate()
@@ -329,23 +387,40 @@ async def _emulator_process() -> AsyncIterator[str]:
                 await process.wait()
 
 
+def _emulator_process() -> contextlib.AbstractAsyncContextManager[str]:
+    """The Language emulator in a process of its own; yields its base URL."""
+    return _child(
+        "local.emulator",
+        *("--api-key", _KEY, "--not-started-seconds", "0", "--running-seconds", "0"),
+        ready=READY_PREFIX + " ",
+    )
+
+
 @contextlib.asynccontextmanager
 async def _latency(
     direct: Scenario, *, language_delay: float, storage_delay: float
 ) -> AsyncIterator[Scenario]:
-    def port(url: str) -> int:
-        number = urlsplit(url).port
-        assert number is not None
-        return number
+    """The same services behind ``local.latency`` proxies, each in a process of its own: the delay
+    they add costs the measured process nothing, as a real network would."""
 
-    def via(url: str, proxy: LatencyProxy) -> str:
-        parts = urlsplit(url)
-        return parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    def proxy(url: str, delay: float) -> contextlib.AbstractAsyncContextManager[str]:
+        upstream = str(urlsplit(url).port)
+        return _child(
+            "local.latency",
+            "--upstream-port",
+            upstream,
+            "--delay-ms",
+            f"{delay * 1000:g}",
+            ready="latency proxy: ",
+        )
+
+    def via(url: str, address: str) -> str:
+        return urlsplit(url)._replace(netloc=address).geturl()
 
     async with (
-        LatencyProxy.start(upstream_port=port(direct.language_url), delay=language_delay) as language,
-        LatencyProxy.start(upstream_port=port(direct.blob_url), delay=storage_delay) as blob,
-        LatencyProxy.start(upstream_port=port(direct.queue_url), delay=storage_delay) as queue,
+        proxy(direct.language_url, language_delay) as language,
+        proxy(direct.blob_url, storage_delay) as blob,
+        proxy(direct.queue_url, storage_delay) as queue,
     ):
         yield Scenario(
             name="latency",
@@ -398,16 +473,17 @@ async def throughput(options: Options) -> None:
         job_ids = await _submit(language_url, options.jobs, options.documents)
         print(
             f"throughput: {options.jobs} jobs x {options.documents} documents x 2 tasks, finished at their "
-            f"first poll; median of {options.rounds} alternating rounds (app, floor, ...)"
+            f"first poll; medians of {options.rounds} alternating rounds; CPU is this process's only"
         )
         print(
-            "  app:   function_app.poll_job under local.runner.QueueRunner (host.json batchSize/"
+            "  app:          function_app.poll_job under local.runner.QueueRunner (host.json batchSize and "
             "newBatchThreshold), one message per job: receive, poll, archive, delete"
         )
         print(
-            f"  floor: one aiohttp session, {options.concurrency} jobs at once: GET every page, "
-            "PUT the task blobs at once, then the manifest; no queue"
+            f"  floor:        one aiohttp session, {options.concurrency} jobs at once: GET every page, "
+            "PUT the task blobs at once, then the manifest; no queue, no SDK"
         )
+        print("  queued floor: the floor's work as the function under the same runner: the app's ceiling")
         if options.profile:
             await _profile(direct, job_ids, azurite.connection_string)
             return
@@ -423,33 +499,57 @@ async def throughput(options: Options) -> None:
 
 
 async def _compare(scenario: Scenario, job_ids: list[str], direct: str, options: Options) -> None:
-    app, floor = Side(), Side()
-    app_side = AppSide(scenario, job_ids, app)
-    floor_side = FloorSide(scenario, job_ids, floor, concurrency=options.concurrency)
-    rounds: list[Callable[[], Awaitable[None]]] = []
-    for _ in range(options.rounds):
-        rounds += [lambda: app_side.round(direct), lambda: floor_side.round(direct)]
-    for run in rounds:
-        await run()
-    app_rates = " ".join(f"{rate:.0f}" for rate in app.rates)
-    floor_rates = " ".join(f"{rate:.0f}" for rate in floor.rates)
+    app, floor, queued = Side("app"), Side("floor"), Side("queued floor")
+    for number in range(1, options.rounds + 1):
+        round_ = Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number)
+        await app_round(round_, app)
+        await floor_round(round_, floor, concurrency=options.concurrency)
+        await queued_floor_round(round_, queued)
+    print(f"{scenario.name}:")
+    for side in (app, floor, queued):
+        print(f"  {side.summary()}")
     print(
-        f"{scenario.name:>9}: app {app.median:.0f} jobs/s [{app_rates}], floor {floor.median:.0f} jobs/s "
-        f"[{floor_rates}]  app/floor {app.median / floor.median:.2f}"
+        f"  app/floor {app.median / floor.median:.2f}   app/queued floor {app.median / queued.median:.2f}   "
+        f"queued floor/floor {queued.median / floor.median:.2f}"
     )
-    print(f"{'':>9}  requests per job: app {app.per_job()}; floor {floor.per_job()}")
 
 
 async def _profile(scenario: Scenario, job_ids: list[str], direct: str) -> None:
     profile = cProfile.Profile()
-    app_side = AppSide(scenario, job_ids, Side())
-    for _ in range(2):
-        await app_side.round(direct, profile=profile)
+    side = Side("app")
+    for number in range(1, 3):
+        await app_round(
+            Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number), side, profile=profile
+        )
     out = io.StringIO()
-    stats = pstats.Stats(profile, stream=out).strip_dirs()
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(40)
+    stats = pstats.Stats(profile, stream=out)
+    print(f"CPU by package (own time, {len(job_ids) * 2} jobs):")
+    for package, seconds in _by_package(stats).most_common(15):
+        print(f"  {seconds * 1000 / (len(job_ids) * 2):7.3f} ms/job  {package}")
+    stats.strip_dirs().sort_stats("tottime").print_stats(30)
     print(out.getvalue())
+
+
+def _by_package(stats: pstats.Stats) -> Counter[str]:
+    """Own time summed per top-level package (``azure.storage.blob``, ``shared``, ``json``, ...)."""
+    totals: Counter[str] = Counter()
+    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
+        totals[_package(filename, function)] += row[2]
+    return totals
+
+
+def _package(filename: str, function: str) -> str:
+    path = Path(filename)
+    if filename.startswith("~") or not path.is_absolute():
+        return f"builtins ({function})" if "method" in function or "built-in" in function else "builtins"
+    parts = path.parts
+    if "site-packages" in parts:
+        rest = parts[parts.index("site-packages") + 1 :]
+        depth = 3 if rest[0] == "azure" else 1
+        return ".".join(rest[:depth]).removesuffix(".py")
+    if path.is_relative_to(REPO_ROOT):
+        return ".".join(path.relative_to(REPO_ROOT).parts[:2]).removesuffix(".py")
+    return f"stdlib {path.parent.name if path.parent.name != 'lib' else ''}/{path.stem}".strip()
 
 
 def main() -> int:
