@@ -163,10 +163,13 @@ class Floor:
     ``If-None-Match: *``; no checks, no ledger, no sorting.
     """
 
-    def __init__(self, *, http: aiohttp.ClientSession, scenario: Scenario, container: str) -> None:
+    def __init__(
+        self, *, http: aiohttp.ClientSession, language_url: str, key: str, blob_url: str, container: str
+    ) -> None:
         self._http = http
-        self._language = scenario.language_url
-        self._prefix = f"{scenario.blob_url}/{container}"
+        self._language = language_url
+        self._key = key
+        self._prefix = f"{blob_url}/{container}"
         self._sas = generate_container_sas(
             DEV_ACCOUNT_NAME,
             container,
@@ -180,7 +183,7 @@ class Floor:
         items: list[dict[str, Any]] = []
         status = None
         while url is not None:
-            async with self._http.get(url, headers={"Ocp-Apim-Subscription-Key": _KEY}) as response:
+            async with self._http.get(url, headers={"Ocp-Apim-Subscription-Key": self._key}) as response:
                 response.raise_for_status()
                 page = json.loads(await response.read())
             for index, item in enumerate(page["tasks"]["items"]):
@@ -271,7 +274,7 @@ async def floor_round(round_: Round, side: Side, *, concurrency: int) -> None:
     calls: Counter[str] = Counter()
     gate = asyncio.Semaphore(concurrency)
     async with _session(round_.scenario, calls) as http:
-        floor = Floor(http=http, scenario=round_.scenario, container=container)
+        floor = _floor(http, round_.scenario, container)
 
         async def one(job_id: str) -> None:
             async with gate:
@@ -291,7 +294,7 @@ async def queued_floor_round(round_: Round, side: Side) -> None:
     await _create_container(round_.direct, container)
     calls: Counter[str] = Counter()
     async with _session(round_.scenario, calls) as http:
-        floor = Floor(http=http, scenario=round_.scenario, container=container)
+        floor = _floor(http, round_.scenario, container)
         app = func.FunctionApp()
 
         @app.function_name("floor_job")
@@ -332,6 +335,16 @@ async def _run_queued(
     if stats.failed:
         raise RuntimeError(f"{stats.failed} invocations failed in a benchmark round")
     return elapsed, cpu
+
+
+def _floor(http: aiohttp.ClientSession, scenario: Scenario, container: str) -> Floor:
+    return Floor(
+        http=http,
+        language_url=scenario.language_url,
+        key=_KEY,
+        blob_url=scenario.blob_url,
+        container=container,
+    )
 
 
 @contextlib.asynccontextmanager
