@@ -52,5 +52,10 @@ demo: $(PY_STAMP) $(NODE_STAMP)
 bench: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.benchmark
 
+# Where the app's CPU goes: two app rounds under cProfile, own time grouped by package, top functions.
+.PHONY: bench-profile
+bench-profile: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m local.benchmark --profile
+
 clean:
 	rm -rf $(VENV) $(VENV_CHECKOV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo

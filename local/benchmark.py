@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,7 +116,7 @@ class Side:
 
     name: str
     rates: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)  # this process's CPU seconds per job
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # CPU seconds per job, per process
     calls: Counter[str] = field(default_factory=Counter)
     jobs: int = 0
 
@@ -124,19 +124,38 @@ class Side:
     def median(self) -> float:
         return statistics.median(self.rates)
 
-    def record(self, *, jobs: int, elapsed: float, cpu: float, calls: Counter[str]) -> None:
+    def record(self, *, jobs: int, elapsed: float, cpu: Mapping[str, float], calls: Counter[str]) -> None:
         self.rates.append(jobs / elapsed)
-        self.cpu.append(cpu / jobs)
+        for process, seconds in cpu.items():
+            self.cpu.setdefault(process, []).append(seconds / jobs)
         self.calls.update(calls)
         self.jobs += jobs
 
     def summary(self) -> str:
         rates = " ".join(f"{rate:.0f}" for rate in self.rates)
         per_job = ", ".join(f"{name} {count / self.jobs:.2f}" for name, count in sorted(self.calls.items()))
-        cpu = statistics.median(self.cpu) * 1000
-        return (
-            f"{self.name:<13} {self.median:5.0f} jobs/s [{rates}]  CPU {cpu:.2f} ms/job  reqs/job: {per_job}"
-        )
+        cpu = " + ".join(f"{name} {statistics.median(v) * 1000:.1f}" for name, v in self.cpu.items())
+        return f"{self.name:<13} {self.median:5.0f} jobs/s [{rates}]  CPU ms/job: {cpu}  reqs/job: {per_job}"
+
+
+class CpuClock:
+    """CPU seconds used by this process and by the services' processes (Linux ``/proc``), so that a
+    side's cost shows even when the machine is busy and its wall time says little."""
+
+    def __init__(self, services: Mapping[str, int]) -> None:
+        self._services = dict(services)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> dict[str, float]:
+        now = {"bench": time.process_time()}
+        for name, pid in self._services.items():
+            with contextlib.suppress(OSError):  # no /proc here: that column is left out
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                now[name] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+        return now
+
+    def since(self, start: Mapping[str, float]) -> dict[str, float]:
+        return {name: seconds - start[name] for name, seconds in self.read().items() if name in start}
 
 
 def _tracer(calls: Counter[str], ports: dict[int | None, str]) -> aiohttp.TraceConfig:
@@ -235,6 +254,7 @@ class Round:
     job_ids: list[str]
     direct: str
     number: int
+    clock: CpuClock
 
     def container(self, side: str) -> str:
         return f"{side}-{self.scenario.name}-{self.number}"
@@ -280,11 +300,11 @@ async def floor_round(round_: Round, side: Side, *, concurrency: int) -> None:
             async with gate:
                 await floor.archive(job_id)
 
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), round_.clock.read()
         await asyncio.gather(*(one(job_id) for job_id in round_.job_ids))
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        elapsed, used = time.perf_counter() - started, round_.clock.since(cpu)
     await _expect_archived(round_.direct, container, round_.job_ids)
-    side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=cpu, calls=calls)
+    side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=used, calls=calls)
 
 
 async def queued_floor_round(round_: Round, side: Side) -> None:
@@ -309,7 +329,7 @@ async def queued_floor_round(round_: Round, side: Side) -> None:
 
 async def _run_queued(
     round_: Round, app: func.FunctionApp, *, profile: cProfile.Profile | None = None
-) -> tuple[float, float]:
+) -> tuple[float, dict[str, float]]:
     """Enqueue one message per job (untimed), then time the runner until every one succeeded."""
     environ = round_.environ
     async with QueueClient.from_connection_string(round_.direct, environ["JOBS_QUEUE"]) as queue:
@@ -327,14 +347,14 @@ async def _run_queued(
 
         if profile is not None:
             profile.enable()
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), round_.clock.read()
         await runner.run_until(all_done, timeout=_ROUND_TIMEOUT)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        elapsed, used = time.perf_counter() - started, round_.clock.since(cpu)
         if profile is not None:
             profile.disable()
     if stats.failed:
         raise RuntimeError(f"{stats.failed} invocations failed in a benchmark round")
-    return elapsed, cpu
+    return elapsed, used
 
 
 def _floor(http: aiohttp.ClientSession, scenario: Scenario, container: str) -> Floor:
@@ -374,8 +394,9 @@ async def _expect_archived(connection_string: str, container: str, job_ids: list
 
 
 @contextlib.asynccontextmanager
-async def _child(*args: str, ready: str) -> AsyncIterator[str]:
-    """``python -m <args>`` as a child process; yields the first word after ``ready`` on its stdout."""
+async def _child(*args: str, ready: str) -> AsyncIterator[tuple[str, int]]:
+    """``python -m <args>`` as a child process; yields the first word after ``ready`` on its stdout
+    and the child's pid."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -389,7 +410,7 @@ async def _child(*args: str, ready: str) -> AsyncIterator[str]:
         line = (await asyncio.wait_for(process.stdout.readline(), _STARTUP_TIMEOUT)).decode()
         if not line.startswith(ready):
             raise RuntimeError(f"python -m {args[0]} did not start: {line!r}")
-        yield line.removeprefix(ready).split()[0]
+        yield line.removeprefix(ready).split()[0], process.pid
     finally:
         if process.returncode is None:
             process.terminate()
@@ -400,8 +421,8 @@ async def _child(*args: str, ready: str) -> AsyncIterator[str]:
                 await process.wait()
 
 
-def _emulator_process() -> contextlib.AbstractAsyncContextManager[str]:
-    """The Language emulator in a process of its own; yields its base URL."""
+def _emulator_process() -> contextlib.AbstractAsyncContextManager[tuple[str, int]]:
+    """The Language emulator in a process of its own; yields its base URL and pid."""
     return _child(
         "local.emulator",
         *("--api-key", _KEY, "--not-started-seconds", "0", "--running-seconds", "0"),
@@ -416,7 +437,7 @@ async def _latency(
     """The same services behind ``local.latency`` proxies, each in a process of its own: the delay
     they add costs the measured process nothing, as a real network would."""
 
-    def proxy(url: str, delay: float) -> contextlib.AbstractAsyncContextManager[str]:
+    def proxy(url: str, delay: float) -> contextlib.AbstractAsyncContextManager[tuple[str, int]]:
         upstream = str(urlsplit(url).port)
         return _child(
             "local.latency",
@@ -427,8 +448,8 @@ async def _latency(
             ready="latency proxy: ",
         )
 
-    def via(url: str, address: str) -> str:
-        return urlsplit(url)._replace(netloc=address).geturl()
+    def via(url: str, child: tuple[str, int]) -> str:
+        return urlsplit(url)._replace(netloc=child[0]).geturl()
 
     async with (
         proxy(direct.language_url, language_delay) as language,
@@ -476,7 +497,8 @@ class Options:
 
 
 async def throughput(options: Options) -> None:
-    async with Azurite.start() as azurite, _emulator_process() as language_url:
+    async with Azurite.start() as azurite, _emulator_process() as (language_url, language_pid):
+        clock = CpuClock({"azurite": azurite.pid, "language": language_pid})
         direct = Scenario(
             name="loopback",
             language_url=language_url,
@@ -486,7 +508,8 @@ async def throughput(options: Options) -> None:
         job_ids = await _submit(language_url, options.jobs, options.documents)
         print(
             f"throughput: {options.jobs} jobs x {options.documents} documents x 2 tasks, finished at their "
-            f"first poll; medians of {options.rounds} alternating rounds; CPU is this process's only"
+            f"first poll; medians of {options.rounds} alternating rounds; CPU per job of this process "
+            "(bench), Azurite and the Language emulator"
         )
         print(
             "  app:          function_app.poll_job under local.runner.QueueRunner (host.json batchSize and "
@@ -498,9 +521,9 @@ async def throughput(options: Options) -> None:
         )
         print("  queued floor: the floor's work as the function under the same runner: the app's ceiling")
         if options.profile:
-            await _profile(direct, job_ids, azurite.connection_string)
+            await _profile(direct, job_ids, azurite.connection_string, clock)
             return
-        await _compare(direct, job_ids, azurite.connection_string, options)
+        await _compare(direct, job_ids, azurite.connection_string, clock, options)
         async with _latency(
             direct, language_delay=options.language_delay, storage_delay=options.storage_delay
         ) as proxied:
@@ -508,13 +531,15 @@ async def throughput(options: Options) -> None:
                 f"  latency: +{options.language_delay * 1000:g} ms per Language request, "
                 f"+{options.storage_delay * 1000:g} ms per blob/queue request (local.latency proxies)"
             )
-            await _compare(proxied, job_ids, azurite.connection_string, options)
+            await _compare(proxied, job_ids, azurite.connection_string, clock, options)
 
 
-async def _compare(scenario: Scenario, job_ids: list[str], direct: str, options: Options) -> None:
+async def _compare(
+    scenario: Scenario, job_ids: list[str], direct: str, clock: CpuClock, options: Options
+) -> None:
     app, floor, queued = Side("app"), Side("floor"), Side("queued floor")
     for number in range(1, options.rounds + 1):
-        round_ = Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number)
+        round_ = Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number, clock=clock)
         await app_round(round_, app)
         await floor_round(round_, floor, concurrency=options.concurrency)
         await queued_floor_round(round_, queued)
@@ -527,12 +552,14 @@ async def _compare(scenario: Scenario, job_ids: list[str], direct: str, options:
     )
 
 
-async def _profile(scenario: Scenario, job_ids: list[str], direct: str) -> None:
+async def _profile(scenario: Scenario, job_ids: list[str], direct: str, clock: CpuClock) -> None:
     profile = cProfile.Profile()
     side = Side("app")
     for number in range(1, 3):
         await app_round(
-            Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number), side, profile=profile
+            Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number, clock=clock),
+            side,
+            profile=profile,
         )
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
@@ -567,10 +594,10 @@ def _package(filename: str, function: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--documents", type=int, default=25)
     parser.add_argument("--concurrency", type=int, default=16, help="jobs at once on the floor side")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per side and scenario (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per side and scenario (median)")
     parser.add_argument("--language-latency-ms", type=float, default=80.0)
     parser.add_argument("--storage-latency-ms", type=float, default=15.0)
     parser.add_argument("--import-runs", type=int, default=7)
