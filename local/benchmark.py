@@ -550,12 +550,12 @@ async def _compare(
     for side in (app, floor, queued):
         print(f"  {side.summary()}")
     print(
-        f"  app/floor {_ratio(app, floor):.2f}   app/queued floor {_ratio(app, queued):.2f}   "
-        f"queued floor/floor {_ratio(queued, floor):.2f}   (medians of the rounds' own ratios)"
+        f"  app/floor {ratio(app, floor):.2f}   app/queued floor {ratio(app, queued):.2f}   "
+        f"queued floor/floor {ratio(queued, floor):.2f}   (medians of the rounds' own ratios)"
     )
 
 
-def _ratio(side: Side, other: Side) -> float:
+def ratio(side: Side, other: Side) -> float:
     """The median of round-by-round ratios: the rounds of one number ran back to back, under the same
     load from the rest of the machine, so each ratio compares like with like."""
     return statistics.median(mine / theirs for mine, theirs in zip(side.rates, other.rates, strict=True))
