@@ -7,7 +7,7 @@ PY_STAMP := $(VENV)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all deps demo test bench bench-cli chaos soak lint typecheck infra-check clean
+.PHONY: all deps demo test bench bench-profile bench-cli chaos soak lint typecheck infra-check clean
 
 all: test
 
@@ -66,6 +66,10 @@ chaos: $(PY_STAMP) $(NODE_STAMP)
 # 5,000 jobs through one worker process: its memory must level off.
 soak: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.soak --jobs 5000 --every 1000
+
+# Where the app's CPU goes: two app rounds under cProfile, own time grouped by package, top functions.
+bench-profile: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m local.benchmark --profile
 
 clean:
 	rm -rf $(VENV) $(VENV_CHECKOV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo

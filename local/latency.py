@@ -116,7 +116,11 @@ class LatencyProxy:
 
 async def _serve_forever(upstream_port: int, delay: float, port: int) -> None:
     async with LatencyProxy.start(upstream_port=upstream_port, delay=delay, port=port) as proxy:
-        print(f"latency proxy: 127.0.0.1:{proxy.port} -> 127.0.0.1:{upstream_port}, +{delay * 1000:g} ms")
+        # Flushed: whoever started this proxy reads the port from this line on a pipe.
+        print(
+            f"latency proxy: 127.0.0.1:{proxy.port} -> 127.0.0.1:{upstream_port}, +{delay * 1000:g} ms",
+            flush=True,
+        )
         await asyncio.Event().wait()
 
 

@@ -8,13 +8,14 @@ that race has nothing left to do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Final = 1
+_T = TypeVar("_T")
 _JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
 
 
@@ -117,17 +119,18 @@ class ArchiveWriter:
         return True
 
     async def commit(self, record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> Commit:
-        """Write every task blob, then create the manifest; idempotent and race-safe."""
-        for index, task in enumerate(tasks):
-            # Create-only first: on a fresh job that is one PUT, as cheap as an overwrite. A 409
-            # means an earlier or concurrent run got here: if the manifest exists we are done,
-            # otherwise that run was interrupted and we (re)write the same deterministic bytes.
-            try:
-                await self._upload(task.name, task.data, overwrite=False)
-            except ResourceExistsError:
-                if index == 0 and await self.is_archived(record.job_id):
-                    return Commit.ALREADY_ARCHIVED
-                await self._upload(task.name, task.data, overwrite=True)
+        """Write every task blob (all at once), then create the manifest; idempotent and race-safe."""
+        # Create-only first: on a fresh job that is one PUT per blob, as cheap as an overwrite. The
+        # blobs go out together (one round trip, not one per task); the manifest waits for all.
+        created = await _all(self._create(task) for task in tasks)
+        existing = [task for task, fresh in zip(tasks, created, strict=True) if not fresh]
+        if existing:
+            # A 409: an earlier or concurrent run got here. If it wrote the first blob, it may have
+            # finished: then the manifest exists and we are done. Otherwise that run was interrupted
+            # and we (re)write the same deterministic bytes.
+            if not created[0] and await self.is_archived(record.job_id):
+                return Commit.ALREADY_ARCHIVED
+            await _all(self._upload(task.name, task.data, overwrite=True) for task in existing)
         manifest = _manifest(record, tasks, now=now)
         try:
             await self._upload(manifest_name(record.job_id), manifest, overwrite=False)
@@ -135,12 +138,30 @@ class ArchiveWriter:
             return Commit.ALREADY_ARCHIVED
         return Commit.COMMITTED
 
+    async def _create(self, task: TaskBlob) -> bool:
+        """Create the task blob; ``False`` when it already exists."""
+        try:
+            await self._upload(task.name, task.data, overwrite=False)
+        except ResourceExistsError:
+            return False
+        return True
+
     async def _upload(self, name: str, data: bytes, *, overwrite: bool) -> None:
         try:
             await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
         except ResourceNotFoundError:
             await create_container_if_missing(self._container)
             await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
+
+
+async def _all(calls: Iterable[Awaitable[_T]]) -> list[_T]:
+    """Await ``calls`` concurrently; every one finishes before the first error is raised, so no
+    write is left running behind a failed commit (and none is reported as done when it is not)."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast(list[_T], outcomes)
 
 
 def _manifest(record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> bytes:

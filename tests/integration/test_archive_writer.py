@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 from yarl import URL
 
@@ -41,6 +41,8 @@ class RequestLog:
     """Every HTTP request the shared session sends, in order, as (method, blob name)."""
 
     requests: list[tuple[str, str]] = field(default_factory=list)
+    # ("start" | "end", method, blob name) in the order they happened; "end" includes a failure.
+    events: list[tuple[str, str, str]] = field(default_factory=list)
     container: str = ""
 
     def trace_config(self) -> aiohttp.TraceConfig:
@@ -50,8 +52,18 @@ class RequestLog:
             session: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestStartParams
         ) -> None:
             self.requests.append((params.method, self._blob(params.url)))
+            self.events.append(("start", params.method, self._blob(params.url)))
+
+        async def on_end(
+            session: aiohttp.ClientSession,
+            context: object,
+            params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams,
+        ) -> None:
+            self.events.append(("end", params.method, self._blob(params.url)))
 
         config.on_request_start.append(on_start)
+        config.on_request_end.append(on_end)
+        config.on_request_exception.append(on_end)
         return config
 
     def _blob(self, url: URL) -> str:
@@ -184,6 +196,42 @@ async def test_commit_writes_every_task_blob_then_the_manifest(fx: Fixture) -> N
     assert await fx.names() == sorted([j.manifest, *(task.name for task in j.tasks)])
     for task in j.tasks:
         assert await fx.blob(task.name) == task.data
+
+
+async def test_task_blobs_are_written_at_once_and_the_manifest_after_all_of_them(fx: Fixture) -> None:
+    await fx.container.create_container()
+    j = job()
+    fx.log.events.clear()
+
+    await fx.writer.commit(j.record, j.tasks, now=NOW)
+
+    events = fx.log.events
+    task_names = {task.name for task in j.tasks}
+    starts = [events.index(("start", "PUT", name)) for name in task_names]
+    ends = [events.index(("end", "PUT", name)) for name in task_names]
+    assert max(starts) < min(ends)  # every task blob was on the wire before any answer came
+    assert events.index(("start", "PUT", j.manifest)) > max(ends)  # the commit point comes last
+
+
+async def test_a_task_blob_that_cannot_be_written_fails_the_commit_without_a_manifest(fx: Fixture) -> None:
+    j = job()
+    await fx.container.create_container()
+    # Leftovers of an interrupted run; the second is leased by someone else, so it cannot be
+    # overwritten (412), while the first is rewritten at the same time.
+    for task in j.tasks:
+        await fx.container.upload_blob(task.name, b"stale bytes")
+    await fx.container.get_blob_client(j.tasks[1].name).acquire_lease(lease_duration=-1)
+    fx.log.events.clear()
+
+    with pytest.raises(HttpResponseError):
+        await fx.writer.commit(j.record, j.tasks, now=NOW)
+
+    assert await fx.names() == sorted(task.name for task in j.tasks)  # no manifest
+    assert await fx.blob(j.tasks[0].name) == j.tasks[0].data
+    assert await fx.blob(j.tasks[1].name) == b"stale bytes"
+    started = [event[1:] for event in fx.log.events if event[0] == "start"]
+    ended = [event[1:] for event in fx.log.events if event[0] == "end"]
+    assert sorted(started) == sorted(ended)  # no write left running behind the failure
 
 
 async def test_manifest_describes_the_job_and_every_task_blob(fx: Fixture) -> None:
