@@ -34,6 +34,7 @@ from typing import Any, Literal, Self
 
 import azure.functions as func
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.queue import QueueTrigger
 from azure.functions.decorators.timer import TimerTrigger
@@ -214,8 +215,12 @@ class QueueRunner:
         self._queue_functions, self._timer_functions = _discover(app, environ)
         self._timer = timer
         self.stats = RunnerStats()
-        # Queue clients made from one service client share its transport (one aiohttp session).
-        self._service = QueueServiceClient.from_connection_string(connection_string)
+        # Queue clients made from one service client share its transport (one aiohttp session). The
+        # host's queue client does not read proxy settings or ~/.netrc: without use_env_settings=False,
+        # aiohttp would read both on every request (a thread hop each), cost the real host never pays.
+        self._service = QueueServiceClient.from_connection_string(
+            connection_string, transport=AioHttpTransport(use_env_settings=False)
+        )
         self._queues_ready = False
         self._timers_started = False
         self._timer_lock = asyncio.Lock()  # the host never overlaps invocations of one timer

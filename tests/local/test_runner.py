@@ -406,3 +406,19 @@ async def test_an_invocation_longer_than_the_lease_keeps_its_message_from_other_
 
     assert second.recorder.messages == []  # renewed at half the lease, never visible meanwhile
     assert await first.count() == 0
+
+
+async def test_proxy_settings_in_the_environment_do_not_divert_the_runner(
+    make_setup: MakeSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = await make_setup()
+    await setup.send("through no proxy")
+    # A proxy that does not exist: a client that read the environment would fail to reach Azurite.
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    await setup.runner.run_until(lambda: setup.runner.stats.succeeded == 1, timeout=10)
+
+    assert [message.get_body() for message in setup.recorder.messages] == [b"through no proxy"]
