@@ -127,8 +127,23 @@ async def test_every_job_is_archived_exactly_once_under_faults_and_duplicates(
             except ResourceNotFoundError:
                 return 0
 
+        async def queued() -> int:
+            async with QueueClient.from_connection_string(
+                azurite.connection_string, settings.jobs_queue
+            ) as queue:
+                return (await queue.get_queue_properties()).approximate_message_count or 0
+
         async def done() -> bool:
-            return len(await manifests()) == JOBS and await pending() == 0
+            # Quiet as well as complete: an invocation still running (a duplicate that saw the job
+            # unfinished just before another copy archived it) may yet write a ledger record and a
+            # next poll, which the next poll then clears. Stopping at that instant would judge a
+            # moment, not the end state.
+            return (
+                all(runner.in_flight == 0 for runner in runners)
+                and len(await manifests()) == JOBS
+                and await pending() == 0
+                and await queued() == 0
+            )
 
         runners = [
             QueueRunner(
