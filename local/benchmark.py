@@ -56,6 +56,7 @@ from azure.storage.queue.aio import QueueClient
 
 import function_app
 from local.azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, Azurite
+from local.azurite import connection_string as dev_connection_string
 from local.emulator.cli import READY_PREFIX
 from local.runner import QueueRunner
 from local.upstream import enqueue, job_message, submit_job
@@ -75,17 +76,17 @@ _ROUND_TIMEOUT = 300.0
 _STARTUP_TIMEOUT = 30.0
 
 
+def _probe(source: str, env: Mapping[str, str]) -> list[str]:
+    """Run ``source`` in a fresh interpreter at the project root; the words it printed."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and a fixed probe
+        [sys.executable, "-c", source], cwd=REPO_ROOT, capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+
+
 def cold_start(runs: int) -> None:
     samples, identity_loaded, modules = [], set(), set()
     for _ in range(runs):
-        out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed probe
-            [sys.executable, "-c", _IMPORT_PROBE],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        ).stdout.split()
+        out = _probe(_IMPORT_PROBE, {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         samples.append(float(out[0]))
         identity_loaded.add(out[1])
         modules.add(int(out[2]))
@@ -126,14 +127,7 @@ def telemetry_cold_start(runs: int) -> None:
     for label, env in (("without", base), ("with", telemetry)):
         imports, configures, loaded = [], [], set()
         for _ in range(runs):
-            out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed probe
-                [sys.executable, "-c", _TELEMETRY_PROBE],
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-                env=env,
-            ).stdout.split()
+            out = _probe(_TELEMETRY_PROBE, env)
             imports.append(float(out[0]))
             configures.append(float(out[1]))
             loaded.add(out[2])
@@ -156,10 +150,10 @@ class Scenario:
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_url};QueueEndpoint={self.queue_url};"
-        )
+        blob_port, queue_port = urlsplit(self.blob_url).port, urlsplit(self.queue_url).port
+        assert blob_port is not None, "loopback endpoints name their ports"
+        assert queue_port is not None, "loopback endpoints name their ports"
+        return dev_connection_string(blob_port, queue_port)
 
 
 @dataclass(slots=True)
