@@ -1,5 +1,5 @@
 """OpenTelemetry behind ``shared.telemetry.Telemetry``: the ``archiver`` meter and tracer, and the
-Azure Monitor distro. Imported only when telemetry is on (``shared.telemetry.configure_telemetry``).
+Azure Monitor distro. Imported only when telemetry is on (``shared.runtime.configure_telemetry``).
 
 The distro reads its own settings from the environment: ``APPLICATIONINSIGHTS_CONNECTION_STRING``,
 ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (Entra: the managed identity's token),

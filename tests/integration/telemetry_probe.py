@@ -39,7 +39,7 @@ from shared.runtime import build_runtime, close_process_runtime, install_process
 from shared.settings import load_settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
-TELEMETRY_PREFIXES: Final = ("opentelemetry", "azure.monitor")
+TELEMETRY_PREFIXES: Final = ("opentelemetry", "azure.monitor", "shared.otel")
 RUN_TIMEOUT: Final = 60.0
 #: A library logger that logs at INFO (as azure-core does for every request); the probe logs one
 #: INFO record and one warning through it once the app configured telemetry.

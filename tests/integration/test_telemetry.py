@@ -184,6 +184,8 @@ def test_the_sweep_is_one_span_with_its_findings(run: Run) -> None:
 async def test_without_a_connection_string_no_telemetry_package_is_imported(
     azurite: Azurite, emulator: Any
 ) -> None:
+    """Through the real entry points: the runtime's choice of recorder (``shared.runtime``) and every
+    module the app imports on the way."""
     job = stack_environ(azurite, emulator.base_url)
     async with aiohttp.ClientSession() as http:
         submitted = await submit_job(
