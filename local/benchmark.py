@@ -99,7 +99,7 @@ def cold_start(runs: int) -> None:
 
 _TELEMETRY_PROBE = (
     "import os, sys, time; t = time.perf_counter(); import function_app; i = time.perf_counter() - t; "
-    "from shared.settings import load_settings; from shared.telemetry import configure_telemetry; "
+    "from shared.settings import load_settings; from shared.runtime import configure_telemetry; "
     "t = time.perf_counter(); configure_telemetry(load_settings(os.environ)); "
     "print(i, time.perf_counter() - t, any(m.startswith('opentelemetry') for m in sys.modules))"
 )

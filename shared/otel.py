@@ -1,11 +1,12 @@
 """OpenTelemetry behind ``shared.telemetry.Telemetry``: the ``archiver`` meter and tracer, and the
-Azure Monitor distro. Imported only when telemetry is on (``shared.telemetry.configure_telemetry``).
+Azure Monitor distro. Imported only when telemetry is on (``shared.runtime.configure_telemetry``).
 
 The distro reads its own settings from the environment: ``APPLICATIONINSIGHTS_CONNECTION_STRING``,
 ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (Entra: the managed identity's token),
 ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (the trace sampler; left to the operator).
-It also routes the storage SDK's spans through azure-core's OpenTelemetry plugin and exports
-every log record of the process (record attributes become custom dimensions).
+It also routes the storage SDK's spans through azure-core's OpenTelemetry plugin. Of the log
+records it exports the app's own (logger ``archiver`` and below; record attributes become custom
+dimensions) and WARNING and above from libraries (``exported_record``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,57 @@ from .telemetry import (
     reason_code,
 )
 
-__all__ = ["OtelTelemetry", "azure_monitor_telemetry"]
+__all__ = ["OtelTelemetry", "azure_monitor_telemetry", "exported_record", "filter_exported_records"]
 
 # The Functions worker's own choice when it configures the distro: the Azure VM detector would
 # probe the instance metadata endpoint, which a Functions instance does not serve.
 _RESOURCE_DETECTORS: Final = ("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+
+
+#: Loggers of the telemetry pipeline itself (the exporter, Live Metrics, the OpenTelemetry SDK): their
+#: records report on the export, so exporting them through it would feed it at every export; a
+#: failing export would log and export again. They still reach the worker's other handlers.
+_PIPELINE_LOGGERS: Final = ("azure.monitor.opentelemetry", "opentelemetry")
+#: The distro's setting for the logger it puts its handler on (the root logger when unset).
+_LOGGER_NAME_SETTING: Final = "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME"
+
+
+def _within(name: str, loggers: tuple[str, ...]) -> bool:
+    return any(name == logger or name.startswith(f"{logger}.") for logger in loggers)
+
+
+def exported_record(logger_name: str, level: int) -> bool:
+    """Whether a record goes to Azure Monitor: the app's own (``archiver`` and below) at any level it
+    is logged at, else WARNING and above, never the telemetry pipeline's own."""
+    if _within(logger_name, (METER_NAME,)):
+        return True
+    return level >= logging.WARNING and not _within(logger_name, _PIPELINE_LOGGERS)
+
+
+class _ExportedRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return exported_record(record.name, record.levelno)
+
+
+_EXPORTED_RECORDS: Final = _ExportedRecords()
+
+
+def filter_exported_records(*loggers: logging.Logger) -> None:
+    """Put the export filter on every OpenTelemetry logging handler of ``loggers`` (by default the
+    root logger, where the distro and the Functions worker put theirs, and the logger the distro's
+    ``PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME`` names); idempotent.
+
+    A filter on the exporting handler, not a level on a logger: the Python worker sets the root
+    logger to INFO and other code in the same worker (the records it forwards to the host, other
+    functions) may rely on that. Unfiltered, the Azure SDK's INFO record of every request and the
+    exporter's of every transmission would be exported, and each export would log again.
+    """
+    if not loggers:
+        loggers = (logging.getLogger(), logging.getLogger(os.environ.get(_LOGGER_NAME_SETTING, "")))
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler).__module__.startswith("opentelemetry."):
+                handler.addFilter(_EXPORTED_RECORDS)  # a no-op when it is there already
 
 
 _KINDS: Final[dict[SpanKindName, SpanKind]] = {
@@ -139,7 +186,8 @@ def azure_monitor_telemetry(connection_string: str) -> OtelTelemetry:
     """Configure the Azure Monitor distro once per process and record through it.
 
     If the Functions worker configured the distro already (``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY``),
-    its providers are used as they are: configuring twice would export everything twice.
+    its providers are used as they are: configuring twice would export everything twice. Either way
+    the records exported are filtered (``filter_exported_records``).
     """
     global _configured  # noqa: PLW0603 - one telemetry pipeline per process, by design
     with _lock:
@@ -149,6 +197,7 @@ def azure_monitor_telemetry(connection_string: str) -> OtelTelemetry:
 
                 os.environ.setdefault(*_RESOURCE_DETECTORS)
                 configure_azure_monitor(connection_string=connection_string)
+            filter_exported_records()
             # Outcome records are INFO: a root logger left at WARNING must not drop them on the way
             # to the exporter's handler.
             app_logger = logging.getLogger(METER_NAME)

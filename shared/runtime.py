@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
@@ -25,12 +26,13 @@ from .policy import PollPolicy
 from .queues import JobQueues
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
-from .telemetry import Telemetry, configure_telemetry
+from .telemetry import Telemetry
 
 __all__ = [
     "Runtime",
     "build_runtime",
     "close_process_runtime",
+    "configure_telemetry",
     "install_process_runtime",
     "process_runtime",
 ]
@@ -38,6 +40,20 @@ __all__ = [
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_TELEMETRY_OFF: Final = Telemetry()
+
+
+def configure_telemetry(settings: Settings) -> Telemetry:
+    """The process's telemetry: off without a connection string (no telemetry package imported), else
+    OpenTelemetry to Azure Monitor, configured on the first call (idempotent)."""
+    connection_string = settings.applicationinsights_connection_string
+    if connection_string is None:
+        return _TELEMETRY_OFF
+    from .otel import azure_monitor_telemetry  # noqa: PLC0415 - telemetry packages load only when on
+
+    return azure_monitor_telemetry(connection_string)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,10 +1,11 @@
 """Telemetry names, the job logging helper, and the recorder of metrics and spans.
 
 Every metric, attribute and record name the app emits (and the alerts and the workbook in
-``infra/`` query) is defined here, once. This module imports no telemetry package: without
-``APPLICATIONINSIGHTS_CONNECTION_STRING`` the app records through the base ``Telemetry``, which
-does nothing, and the cold start stays as it is. With it, ``configure_telemetry`` loads
-``shared.otel`` (OpenTelemetry and the Azure Monitor distro) on first use, once per process.
+``infra/`` query) is defined here, once. This module imports no telemetry package, nor
+``shared.otel``, which depends on these names: without ``APPLICATIONINSIGHTS_CONNECTION_STRING``
+the app records through the base ``Telemetry``, which does nothing, and the cold start stays as it
+is. Where the process is wired (``shared.runtime.configure_telemetry``) the connection string
+chooses between that and ``shared.otel`` (OpenTelemetry and the Azure Monitor distro).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol
-
-from .settings import Settings
 
 __all__ = [
     "ATTEMPT",
@@ -38,7 +37,6 @@ __all__ = [
     "SpanKindName",
     "SpanRecorder",
     "Telemetry",
-    "configure_telemetry",
     "job_attributes",
     "job_log",
     "reason_code",
@@ -164,17 +162,3 @@ class Telemetry:
 
     def flush(self) -> None:
         """Export what is buffered (a clean shutdown)."""
-
-
-_OFF: Final = Telemetry()
-
-
-def configure_telemetry(settings: Settings) -> Telemetry:
-    """The process's telemetry: off without a connection string, else OpenTelemetry to Azure
-    Monitor, configured on the first call (idempotent)."""
-    connection_string = settings.applicationinsights_connection_string
-    if connection_string is None:
-        return _OFF
-    from . import otel  # noqa: PLC0415 - the telemetry packages load only when telemetry is on
-
-    return otel.azure_monitor_telemetry(connection_string)

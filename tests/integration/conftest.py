@@ -237,3 +237,12 @@ async def azure_monitor_export(azurite: Azurite, emulator: Any) -> Any:
     from .telemetry_support import exported_to_azure_monitor  # noqa: PLC0415 - it imports this module
 
     return await exported_to_azure_monitor(azurite, emulator)
+
+
+@pytest.fixture(scope="session")
+async def worker_like_export(azurite: Azurite, emulator: Any) -> Any:
+    """Four jobs through the real exporter with the root logger at INFO, then 10 s idle with a 2 s
+    metric export interval (``telemetry_support.IdleRun``)."""
+    from .telemetry_support import worker_like_run  # noqa: PLC0415 - it imports this module
+
+    return await worker_like_run(azurite, emulator, jobs=4, idle_seconds=10.0, metric_interval=2.0)

@@ -1,8 +1,10 @@
 """One run of the real ``function_app`` in a process of its own, for the telemetry tests.
 
 ``python -m tests.integration.telemetry_probe MODE`` reads the app's settings from the environment
-and ``{"messages": [...], "jobs": [...]}`` on stdin; it enqueues the messages, runs them through the
-local queue runner until every named job is archived, fires the sweep once, closes the runtime
+and ``{"messages": [...], "jobs": [...], "idleSeconds": ...}`` on stdin; with the root logger at
+INFO, as the Functions Python worker sets it, it enqueues the messages, runs them through the
+local queue runner until every named job is archived, fires the sweep once, optionally flushes
+telemetry and stays idle (the runtime open, no work) for ``idleSeconds``, closes the runtime
 (which flushes telemetry) and prints one JSON object on stdout. Global OpenTelemetry providers
 and instrumentations stay in this process, never in the test session's.
 
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -36,13 +39,23 @@ from shared.runtime import build_runtime, close_process_runtime, install_process
 from shared.settings import load_settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
-TELEMETRY_PREFIXES: Final = ("opentelemetry", "azure.monitor")
+TELEMETRY_PREFIXES: Final = ("opentelemetry", "azure.monitor", "shared.otel")
 RUN_TIMEOUT: Final = 60.0
+#: A library logger that logs at INFO (as azure-core does for every request); the probe logs one
+#: INFO record and one warning through it once the app configured telemetry.
+LIBRARY_LOGGER: Final = "azure.storage.blob"
+LIBRARY_INFO: Final = "Request URL: 'http://127.0.0.1/devstoreaccount1/probe'"
+LIBRARY_WARNING: Final = "probe: a library's warning"
 _PROXIES: Final = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 async def run_probe(
-    mode: str, environ: Mapping[str, str], *, messages: Sequence[str], jobs: Sequence[str]
+    mode: str,
+    environ: Mapping[str, str],
+    *,
+    messages: Sequence[str],
+    jobs: Sequence[str],
+    idle_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Run this module in a child process (the test session's side); its JSON output."""
     env = {
@@ -60,9 +73,15 @@ async def run_probe(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    spec = json.dumps({"messages": list(messages), "jobs": list(jobs)}).encode()
-    async with asyncio.timeout(RUN_TIMEOUT + 30):
-        out, err = await child.communicate(spec)
+    spec = json.dumps({"messages": list(messages), "jobs": list(jobs), "idleSeconds": idle_seconds}).encode()
+    deadline = RUN_TIMEOUT + idle_seconds + 30
+    try:
+        async with asyncio.timeout(deadline):
+            out, err = await child.communicate(spec)
+    except TimeoutError:
+        child.kill()  # never left running after the test
+        await child.wait()
+        raise AssertionError(f"probe {mode} did not finish in {deadline:.0f} s") from None
     assert child.returncode == 0, f"probe {mode} failed ({child.returncode}):\n{err.decode()[-4000:]}"
     result: dict[str, Any] = json.loads(out)
     return result
@@ -72,7 +91,8 @@ def telemetry_modules() -> list[str]:
     return sorted(name for name in sys.modules if name.startswith(TELEMETRY_PREFIXES))
 
 
-async def run(spec: dict[str, Any]) -> None:
+async def run(spec: dict[str, Any]) -> dict[str, float]:
+    """The run; when it stayed idle, from when to when (``time.time()``)."""
     environ = dict(os.environ)
     connection = environ["AzureWebJobsStorage"]
     async with QueueServiceClient.from_connection_string(connection) as service:
@@ -96,10 +116,20 @@ async def run(spec: dict[str, Any]) -> None:
         await runner.run_until(archived, timeout=RUN_TIMEOUT)
     sweep = next(f for f in functions_of(function_app.app) if f.get_function_name() == "sweep_ledger")
     await sweep.get_user_function()(TimerRequest(past_due=False))
+    logging.getLogger(LIBRARY_LOGGER).info(LIBRARY_INFO)
+    logging.getLogger(LIBRARY_LOGGER).warning(LIBRARY_WARNING)
+    idle: dict[str, float] = {}
+    if spec.get("idleSeconds"):
+        # What the work produced is exported now; what follows is what an idle app exports.
+        (await process_runtime()).telemetry.flush()
+        idle["idleFrom"] = time.time()
+        await asyncio.sleep(spec["idleSeconds"])
+        idle["idleTo"] = time.time()
     await close_process_runtime()
     # A runtime built again (settings read afresh) must not configure telemetry a second time.
     await process_runtime()
     await close_process_runtime()
+    return idle
 
 
 def log_exporting_handlers() -> int:
@@ -153,6 +183,7 @@ def dump_in_memory(spans: Any, logs: Any, reader: Any) -> dict[str, Any]:
     ]
     exported_logs = [
         {
+            "logger": item.instrumentation_scope.name if item.instrumentation_scope else None,
             "body": str(item.log_record.body),
             "severity": item.log_record.severity_text,
             "attributes": dict(item.log_record.attributes or {}),
@@ -182,9 +213,11 @@ def dump_in_memory(spans: Any, logs: Any, reader: Any) -> dict[str, Any]:
 def main() -> int:
     mode = sys.argv[1]
     spec = json.load(sys.stdin)
+    # The Functions Python worker's root level: libraries' INFO records reach the root's handlers.
+    logging.getLogger().setLevel(logging.INFO)
     exporters = install_in_memory() if mode == "memory" else None
-    asyncio.run(run(spec))
-    out: dict[str, Any] = {"modules": telemetry_modules(), "logHandlers": log_exporting_handlers()}
+    idle = asyncio.run(run(spec))
+    out: dict[str, Any] = {"modules": telemetry_modules(), "logHandlers": log_exporting_handlers(), **idle}
     if exporters is not None:
         out |= dump_in_memory(*exporters)
     json.dump(out, sys.stdout, default=str)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,15 @@ from tests.support import serve_local
 from .conftest import DEFAULT_TASKS, documents, stack_environ
 from .telemetry_probe import run_probe
 
-__all__ = ["Ingestion", "Run", "exported_to_azure_monitor", "in_memory_run"]
+__all__ = [
+    "TRACK_PATHS",
+    "IdleRun",
+    "Ingestion",
+    "Run",
+    "exported_to_azure_monitor",
+    "in_memory_run",
+    "worker_like_run",
+]
 
 #: Any connection string: with SDK providers already installed (as the Functions worker does with
 #: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY) the app uses them and configures nothing itself.
@@ -121,6 +130,22 @@ async def in_memory_run(azurite: Azurite, emulator: Any) -> Run:
     )
 
 
+TRACK_PATHS: Final = ("/v2.1/track", "/v2/track")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request to the ingestion endpoint: when (``time.time()``), where, the envelopes it held."""
+
+    at: float
+    path: str
+    envelopes: list[dict[str, Any]]
+
+    @property
+    def base_types(self) -> set[str]:
+        return {e["data"]["baseType"] for e in self.envelopes}
+
+
 @dataclass
 class Ingestion:
     """A loopback stand-in for Application Insights' ingestion (and live metrics) endpoint."""
@@ -128,6 +153,7 @@ class Ingestion:
     paths: list[str] = field(default_factory=list)
     envelopes: list[dict[str, Any]] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    requests: list[Received] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         # The exporter joins "v2.1/track" to the endpoint with a slash of its own.
@@ -137,8 +163,10 @@ class Ingestion:
         if request.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         self.raw.append(body)
-        if path in ("/v2.1/track", "/v2/track"):
-            received = json.loads(body)
+        received: list[dict[str, Any]] = []
+        self.requests.append(Received(at=time.time(), path=path, envelopes=received))
+        if path in TRACK_PATHS:
+            received.extend(json.loads(body))
             self.envelopes.extend(received)
             accepted = {"itemsReceived": len(received), "itemsAccepted": len(received), "errors": []}
             return web.json_response(accepted)
@@ -147,22 +175,73 @@ class Ingestion:
     def of_type(self, base_type: str) -> list[dict[str, Any]]:
         return [e["data"]["baseData"] for e in self.envelopes if e["data"]["baseType"] == base_type]
 
+    def tracks(self, since: float = 0.0, until: float = float("inf")) -> list[Received]:
+        """The requests to the ingestion endpoint (not Live Metrics) received in ``[since, until)``."""
+        return [r for r in self.requests if r.path in TRACK_PATHS and since <= r.at < until]
+
+
+def azure_monitor_environ(url: str, **extra: str) -> dict[str, str]:
+    """The settings that send telemetry to the loopback endpoint at ``url``, Live Metrics included."""
+    return {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={url}/;LiveEndpoint={url}/"
+        ),
+        # Nothing leaves the machine: no statsbeat, no settings from Microsoft's control plane.
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+        # The distro's default samples traces at a rate; the environment overrides it (README).
+        "OTEL_TRACES_SAMPLER": "always_on",
+        **extra,
+    }
+
 
 async def exported_to_azure_monitor(azurite: Azurite, emulator: Any) -> tuple[Run, Ingestion]:
     """The faulty run through the real distro and exporter, to a loopback ingestion endpoint."""
     ingestion = Ingestion()
     async with serve_local(ingestion.handle) as url:
-        run = await faulty_run(
-            azurite,
-            emulator,
-            "azure",
-            APPLICATIONINSIGHTS_CONNECTION_STRING=(
-                f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint={url}/;LiveEndpoint={url}/"
-            ),
-            # Nothing leaves the machine: no statsbeat, no settings from Microsoft's control plane.
-            APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
-            APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED="true",
-            # The distro's default samples traces at a rate; the environment overrides it (README).
-            OTEL_TRACES_SAMPLER="always_on",
-        )
+        run = await faulty_run(azurite, emulator, "azure", **azure_monitor_environ(url))
     return run, ingestion
+
+
+@dataclass(frozen=True)
+class IdleRun:
+    """A few jobs archived through the real exporter, then the app idle, as the ingestion saw it."""
+
+    jobs: list[str]
+    ingestion: Ingestion
+    idle_from: float  # time.time(): the work's telemetry flushed
+    idle_to: float
+    metric_interval: float  # seconds: OTEL_METRIC_EXPORT_INTERVAL of the run
+
+
+async def worker_like_run(
+    azurite: Azurite, emulator: Any, *, jobs: int, idle_seconds: float, metric_interval: float
+) -> IdleRun:
+    """``jobs`` jobs archived (no faults) by the real distro with the root logger at INFO, as in the
+    Functions worker, then ``idle_seconds`` without work, the metric export interval shortened."""
+    ingestion = Ingestion()
+    async with aiohttp.ClientSession() as http:
+        submitted = [
+            (
+                await submit_job(
+                    http, emulator.base_url, key=EMULATOR_KEY, documents=documents(2), tasks=DEFAULT_TASKS
+                )
+            ).job_id
+            for _ in range(jobs)
+        ]
+    async with serve_local(ingestion.handle) as url:
+        environ = stack_environ(
+            azurite,
+            emulator.base_url,
+            **azure_monitor_environ(url, OTEL_METRIC_EXPORT_INTERVAL=str(round(metric_interval * 1000))),
+        )
+        exported = await run_probe(
+            "azure", environ, messages=submitted, jobs=submitted, idle_seconds=idle_seconds
+        )
+    return IdleRun(
+        jobs=submitted,
+        ingestion=ingestion,
+        idle_from=exported["idleFrom"],
+        idle_to=exported["idleTo"],
+        metric_interval=metric_interval,
+    )

@@ -4,8 +4,9 @@ them; without a connection string no telemetry package is loaded at all."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import pytest
@@ -29,8 +30,8 @@ from shared.telemetry import (
 from tests.conftest import EMULATOR_KEY
 
 from .conftest import DEFAULT_TASKS, documents, stack_environ
-from .telemetry_probe import run_probe
-from .telemetry_support import Ingestion, Run
+from .telemetry_probe import LIBRARY_LOGGER, LIBRARY_WARNING, run_probe
+from .telemetry_support import TRACK_PATHS, IdleRun, Ingestion, Run
 
 pytestmark = pytest.mark.integration
 
@@ -183,6 +184,8 @@ def test_the_sweep_is_one_span_with_its_findings(run: Run) -> None:
 async def test_without_a_connection_string_no_telemetry_package_is_imported(
     azurite: Azurite, emulator: Any
 ) -> None:
+    """Through the real entry points: the runtime's choice of recorder (``shared.runtime``) and every
+    module the app imports on the way."""
     job = stack_environ(azurite, emulator.base_url)
     async with aiohttp.ClientSession() as http:
         submitted = await submit_job(
@@ -254,3 +257,96 @@ def test_only_the_local_ingestion_endpoint_was_called(exported: tuple[Run, Inges
     _, ingestion = exported
     assert ingestion.envelopes
     assert {path for path in ingestion.paths if "track" in path} <= {"/v2.1/track", "/v2/track"}
+
+
+# --- the worker's conditions: root logger at INFO, the real exporter, then idle ------------------------
+
+
+def is_app_logger(name: str) -> bool:
+    return name == "archiver" or name.startswith("archiver.")
+
+
+#: Application Insights' severity levels below WARNING (``severityLevel`` of MessageData: 0 Verbose,
+#: 1 Information, 2 Warning, 3 Error, 4 Critical).
+BELOW_WARNING: Final = {0, 1}
+WARNING_LEVEL: Final = 2
+#: Items one job archived on its first poll may cost, all in its invocation's trace: the request,
+#: the outcome record, the Language GET and two dependencies per storage call (the SDK's call and
+#: its HTTP request). Measured: 17 (4 jobs, 68 items); metrics are per export, not per job.
+ITEMS_PER_ARCHIVED_JOB: Final = 20
+#: Live Metrics while no one watches it in the portal: one ping per 5 s, no telemetry.
+LIVE_METRICS_PING_INTERVAL: Final = 5.0
+
+
+def test_no_library_info_record_is_exported_where_the_worker_configured_the_distro(run: Run) -> None:
+    """The probe's root logger is at INFO and its handler was installed before the app's first
+    invocation, as the Functions worker does: the app filters that handler too."""
+    libraries = [
+        (r["logger"], r["body"], r["severity"]) for r in run.logs() if not is_app_logger(r["logger"])
+    ]
+    assert (LIBRARY_LOGGER, LIBRARY_WARNING, "WARN") in libraries
+    assert all(severity in {"WARN", "ERROR", "FATAL"} for _, _, severity in libraries), libraries
+
+
+def test_no_library_info_record_reaches_azure_monitor(exported: tuple[Run, Ingestion]) -> None:
+    _, ingestion = exported
+    libraries = [
+        (r["properties"]["logger_name"], r["message"], r["severityLevel"])
+        for r in ingestion.of_type("MessageData")
+        if not is_app_logger(r["properties"]["logger_name"])
+    ]
+    assert (LIBRARY_LOGGER, LIBRARY_WARNING, WARNING_LEVEL) in libraries
+    assert all(severity not in BELOW_WARNING for _, _, severity in libraries), libraries
+
+
+@pytest.fixture
+def worker_like(worker_like_export: IdleRun) -> IdleRun:
+    return worker_like_export
+
+
+def test_with_the_root_logger_at_info_no_sdk_or_exporter_info_record_is_exported(
+    worker_like: IdleRun,
+) -> None:
+    records = worker_like.ingestion.of_type("MessageData")
+    chatter = [
+        (r["properties"]["logger_name"], r["message"])
+        for r in records
+        if not is_app_logger(r["properties"]["logger_name"]) and r["severityLevel"] in BELOW_WARNING
+    ]
+    assert chatter == []
+    outcomes = [r for r in records if r["message"].startswith(OUTCOME_RECORD)]
+    assert sorted(r["properties"][JOB_ID] for r in outcomes) == sorted(worker_like.jobs)
+
+
+def test_each_archived_job_costs_a_bounded_number_of_items(worker_like: IdleRun) -> None:
+    envelopes = worker_like.ingestion.envelopes
+    invocations = {
+        e["tags"]["ai.operation.id"]
+        for e in envelopes
+        if e["data"]["baseType"] == "RequestData" and e["data"]["baseData"]["name"] == "archiver.poll_job"
+    }
+    assert len(invocations) == len(worker_like.jobs)  # each archived on its first poll
+    items = Counter(
+        e["data"]["baseType"] for e in envelopes if e["tags"].get("ai.operation.id") in invocations
+    )
+    assert items["MessageData"] == items["RequestData"] == len(worker_like.jobs)
+    assert sum(items.values()) <= ITEMS_PER_ARCHIVED_JOB * len(worker_like.jobs), items
+
+
+def test_an_idle_app_exports_only_metrics_at_the_export_interval(worker_like: IdleRun) -> None:
+    idle = worker_like.ingestion.tracks(since=worker_like.idle_from, until=worker_like.idle_to)
+    assert idle, "metrics are exported while idle"
+    assert all(r.base_types == {"MetricData"} for r in idle), [(r.at, r.base_types) for r in idle]
+    # One export per interval, never more often (the timer may slip under load, never run ahead).
+    seconds = worker_like.idle_to - worker_like.idle_from
+    assert len(idle) <= seconds / worker_like.metric_interval + 1
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(idle)]
+    assert all(gap >= worker_like.metric_interval / 2 for gap in gaps), gaps
+
+
+def test_live_metrics_only_pings_its_own_endpoint_while_no_one_watches(worker_like: IdleRun) -> None:
+    live = [r for r in worker_like.ingestion.requests if r.path not in TRACK_PATHS]
+    assert live, "Live Metrics is on by default in the distro"
+    assert {r.path for r in live} == {"/QuickPulseService.svc/ping"}
+    idle = [r for r in live if worker_like.idle_from <= r.at < worker_like.idle_to]
+    assert len(idle) <= (worker_like.idle_to - worker_like.idle_from) / LIVE_METRICS_PING_INTERVAL + 1

@@ -1,5 +1,5 @@
-"""The telemetry helpers: reason codes, job attributes on log records, the recorder that records
-nothing, and the OpenTelemetry recorder on providers of the test's own (never the global ones)."""
+"""The telemetry helpers: reason codes, job attributes on log records, and the OpenTelemetry
+recorder on providers of the test's own (never the global ones)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from shared.otel import OtelTelemetry
-from shared.settings import load_settings
 from shared.telemetry import (
     CORRELATION_ID,
     JOB_ID,
@@ -26,8 +25,6 @@ from shared.telemetry import (
     STATUS,
     Metric,
     PollResult,
-    Telemetry,
-    configure_telemetry,
     job_attributes,
     job_log,
     reason_code,
@@ -74,23 +71,6 @@ def test_a_job_log_puts_the_job_on_every_record_and_keeps_the_calls_own_extra(
     first, second = caplog.records
     assert (getattr(first, JOB_ID), getattr(first, CORRELATION_ID)) == ("j-1", "c-1")
     assert (getattr(second, JOB_ID), getattr(second, STATUS)) == ("j-1", "succeeded")
-
-
-def test_without_a_connection_string_telemetry_records_nothing() -> None:
-    settings_ = load_settings(
-        {"LANGUAGE_ENDPOINT": "https://x.cognitiveservices.azure.com", "AzureWebJobsStorage": "x=y"}
-    )
-    telemetry = configure_telemetry(settings_)
-
-    assert type(telemetry) is Telemetry
-    with telemetry.span("anything", attributes={JOB_ID: "j"}) as span:
-        span.set_attribute("k", 1)
-        span.set_error("nothing happens")
-    telemetry.polled(PollResult.ENDED)
-    telemetry.job_archived(status="succeeded", lag_seconds=1.0)
-    telemetry.message_poisoned(reason="unparseable: x")
-    telemetry.ledger_swept(pending=1, overdue=0)
-    telemetry.flush()
 
 
 @pytest.fixture
