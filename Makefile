@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 VENV_CHECKOV := .venv-checkov
 PY_STAMP := $(VENV)/.installed
 CHECKOV_STAMP := $(VENV_CHECKOV)/.installed
+VENV_WORKFLOWS := .venv-workflows
+WORKFLOWS_STAMP := $(VENV_WORKFLOWS)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all deps demo test bench bench-profile bench-cli chaos soak lint typecheck infra-check clean
+.PHONY: all deps demo test bench bench-profile bench-cli chaos soak lint typecheck infra-check workflow-check clean
 
 all: test
 
-deps: $(PY_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
+deps: $(PY_STAMP) $(CHECKOV_STAMP) $(WORKFLOWS_STAMP) $(NODE_STAMP)
 
 $(PY_STAMP): requirements.txt requirements-cli.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,13 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(PYTHON) -m venv $(VENV_CHECKOV)
 	$(VENV_CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV_CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+# zizmor and check-jsonschema, apart from the app's tools (their pins need not agree).
+$(WORKFLOWS_STAMP): requirements-workflows.txt
+	$(PYTHON) -m venv $(VENV_WORKFLOWS)
+	$(VENV_WORKFLOWS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV_WORKFLOWS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-workflows.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -40,9 +49,15 @@ typecheck: $(PY_STAMP)
 infra-check: $(CHECKOV_STAMP)
 	$(VENV_CHECKOV)/bin/checkov --directory infra --framework bicep --skip-download --compact --quiet
 
-# Every test and check: lint, types, Bicep policy, then pytest (unit, integration against Azurite
+# The GitHub workflows, offline: zizmor's security audits (any finding fails) and the workflow schema
+# that check-jsonschema vendors.
+workflow-check: $(WORKFLOWS_STAMP)
+	$(VENV_WORKFLOWS)/bin/zizmor --offline --no-progress .github/workflows
+	$(VENV_WORKFLOWS)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+# Every test and check: lint, types, Bicep policy, workflows, then pytest (unit, integration against Azurite
 # and the Language emulator that the test session starts and stops itself, infra consistency, chaos).
-test: deps lint typecheck infra-check
+test: deps lint typecheck infra-check workflow-check
 	$(PY) -m pytest
 
 demo: $(PY_STAMP) $(NODE_STAMP)
@@ -72,4 +87,4 @@ bench-profile: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.benchmark --profile
 
 clean:
-	rm -rf $(VENV) $(VENV_CHECKOV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) $(VENV_CHECKOV) $(VENV_WORKFLOWS) node_modules .pytest_cache .mypy_cache .ruff_cache .demo

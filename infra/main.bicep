@@ -3,7 +3,8 @@
 // data, the account for the Functions host's storage as Microsoft documents it), the storage account
 // and the Language account refuse keys, telemetry is Entra-authenticated.
 // Modules (infra/modules/, one concern each): identity, monitoring, storage, language (new account),
-// language-access (role + endpoint, new or existing account), functionapp, roles, alerts, workbook.
+// language-access (role + endpoint, new or existing account), functionapp, roles, alerts, workbook,
+// and with vnetEnabled network (VNet integration, private endpoints and their DNS zones).
 
 targetScope = 'subscription'
 
@@ -109,6 +110,18 @@ param enableStorageLogs bool = false
 @description('Grant the app Storage Blob Data Owner on the whole storage account, Microsoft\'s documented AzureWebJobsStorage role (default). Off: the host gets Contributor on its two containers only, which no deployment has proven enough (docs/deploy.md, Roles).')
 param hostBlobOwnerOnAccount bool = true
 
+@description('Private networking: VNet integration of the app, private endpoints (with private DNS zones) for storage blob/queue/table and the Language account, and public network access Disabled on storage and a new Language account. Off: today\'s public endpoints, Entra ID only. See docs/deploy.md, "Private networking".')
+param vnetEnabled bool = false
+
+@description('Address space of the virtual network (vnetEnabled).')
+param vnetAddressPrefix string = '10.0.0.0/16'
+
+@description('Subnet of the app\'s VNet integration, delegated to Microsoft.App/environments (vnetEnabled).')
+param appSubnetAddressPrefix string = '10.0.0.0/24'
+
+@description('Subnet of the private endpoints (vnetEnabled).')
+param privateEndpointSubnetAddressPrefix string = '10.0.1.0/24'
+
 @description('E-mail address for the alerts; empty: an action group without receivers.')
 param alertEmail string = ''
 
@@ -170,6 +183,7 @@ module storage 'modules/storage.bicep' = {
     poisonQueueName: poisonQueueName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     enableStorageLogs: enableStorageLogs
+    privateAccessOnly: vnetEnabled
   }
 }
 
@@ -181,7 +195,7 @@ module language 'modules/language.bicep' = if (!useExistingLanguage) {
     location: location
     tags: tags
     languageSkuName: languageSkuName
-    publicNetworkAccess: languagePublicNetworkAccess
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : languagePublicNetworkAccess
   }
 }
 
@@ -199,6 +213,24 @@ module languageAccess 'modules/language-access.bicep' = {
     resourceGroup
     language
   ]
+}
+
+// The private endpoints target the Language account whether this template created it or not; an
+// existing account keeps its own public network setting (docs/deploy.md, "Private networking").
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: resourceGroup
+  params: {
+    name: 'vnet-${resourceToken}'
+    location: location
+    tags: tags
+    nameSuffix: resourceToken
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetAddressPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetAddressPrefix
+    storageAccountId: storage.outputs.id
+    languageAccountId: languageAccess.outputs.id
+  }
 }
 
 module roles 'modules/roles.bicep' = {
@@ -236,6 +268,8 @@ module functionApp 'modules/functionapp.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    // Reading the network's output also makes the app wait for the endpoints and their DNS records.
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
     // The application's settings, by DESIGN.md's names (the host's identity-based storage and
     // telemetry settings are added by the module). No Language key: the app uses its identity.
     appSettings: {

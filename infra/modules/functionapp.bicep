@@ -54,6 +54,9 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
+@description('Subnet of the app\'s VNet integration (delegated to Microsoft.App/environments; network.bicep); empty: none.')
+param virtualNetworkSubnetId string = ''
+
 // The Python version the app is built and tested with (pyproject.toml: python_version 3.11);
 // tests/infra/test_consistency.py keeps the two in step.
 var pythonVersion = '3.11'
@@ -119,6 +122,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    // Outbound through the VNet: storage and Language are then reached at their private endpoints.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     siteConfig: {

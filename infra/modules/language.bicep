@@ -20,7 +20,7 @@ param tags object = {}
 ])
 param languageSkuName string = 'S'
 
-@description('Public network access to the account. The app reaches it over the public endpoint unless it is VNet-integrated with a private endpoint.')
+@description('Public network access to the account: Disabled when main.bicep\'s vnetEnabled gives the app a private endpoint to it (network.bicep).')
 @allowed([
   'Enabled'
   'Disabled'
@@ -28,7 +28,7 @@ param languageSkuName string = 'S'
 param publicNetworkAccess string = 'Enabled'
 
 resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
-  #checkov:skip=CKV_AZURE_134: Public network access is a parameter (publicNetworkAccess); the template does not VNet-integrate the Flex app, so Enabled is the working default. Access still requires an Entra token: local auth is disabled.
+  #checkov:skip=CKV_AZURE_134: Public network access is a parameter (publicNetworkAccess): main.bicep passes Disabled with vnetEnabled (private endpoint in network.bicep); Enabled is the default because upstream submitters and the app then reach the account publicly. Access still requires an Entra token: local auth is disabled.
   name: name
   location: location
   tags: tags

@@ -54,6 +54,9 @@ param ledgerVersionRetentionDays int = 2
 @description('Log Analytics workspace that receives the storage metrics (and logs, when enabled).')
 param logAnalyticsWorkspaceId string
 
+@description('Refuse all public network access (main.bicep\'s vnetEnabled): the app reaches blob, queue and table through private endpoints (network.bicep). Off: the public endpoint, Entra ID only.')
+param privateAccessOnly bool = false
+
 @description('Send StorageWrite/StorageDelete resource logs to Log Analytics. Off by default: every poll writes and deletes a queue message and the ledger, so these logs cost more per job than the job itself.')
 param enableStorageLogs bool = false
 
@@ -74,8 +77,8 @@ var queueNames = [
 ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  #checkov:skip=CKV_AZURE_35: The Flex Consumption app in this template is not VNet-integrated, so it reaches storage over the public endpoint; access is Entra-only (shared keys off, OAuth default, no public blobs). Add VNet integration and private endpoints to set defaultAction Deny.
-  #checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: public network access is required without VNet integration; every request must carry an Entra token.
+  #checkov:skip=CKV_AZURE_35: With vnetEnabled (privateAccessOnly) the default action is Deny and public access is off. Its default is off because the app, the operator CLI and upstream submitters then reach storage over the public endpoint, Entra-only (shared keys off, OAuth default, no public blobs); checkov reads only the default.
+  #checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: public network access is Disabled with vnetEnabled (private endpoints in network.bicep); without it the public endpoint is the only route, and every request must carry an Entra token.
   name: name
   location: location
   tags: tags
@@ -91,10 +94,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateAccessOnly ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: privateAccessOnly ? 'Deny' : 'Allow'
     }
     encryption: {
       keySource: 'Microsoft.Storage'

@@ -156,12 +156,15 @@ def _symbols(template: Template) -> dict[str, object]:
     return {name: Runtime(name) for name in (*template.resources, *template.modules)}
 
 
-def declarations(infra_dir: Path = INFRA_DIR) -> list[Declaration]:
+def declarations(
+    infra_dir: Path = INFRA_DIR, main_arguments: Mapping[str, object] | None = None
+) -> list[Declaration]:
     """Every resource declaration under ``infra_dir``. A module that main.bicep calls is evaluated
-    with the arguments main passes (once per call); any other file with its own parameter defaults."""
+    with the arguments main passes (once per call), main with its defaults or ``main_arguments``;
+    any other file with its own parameter defaults."""
     called: dict[Path, list[tuple[Template, dict[str, object]]]] = {}
     if (infra_dir / "main.bicep").is_file():
-        for instance in load_deployment(infra_dir).instances:
+        for instance in load_deployment(infra_dir, main_arguments).instances:
             called.setdefault(instance.template.path.resolve(), []).append(
                 (instance.template, instance.scope)
             )

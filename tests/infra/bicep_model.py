@@ -35,6 +35,7 @@ __all__ = [
     "Runtime",
     "Template",
     "bicep_files",
+    "condition",
     "evaluate",
     "load_deployment",
     "parse_bicep",
@@ -84,6 +85,16 @@ def resource_body(declaration: Tree) -> tuple[Tree, Tree | None]:
     if not isinstance(config, dict):
         raise TypeError(f"unexpected declaration body {config!r}")
     return config, loop
+
+
+def condition(declaration: Tree) -> object:
+    """The raw ``if (...)`` condition of a resource/module declaration; ``True`` when it has none."""
+    config = declaration["config"]
+    if isinstance(config, dict) and "loop_type" in config:
+        config = config["config"]
+    if isinstance(config, dict) and set(config) == {"condition", "config"}:
+        return config["condition"]
+    return True
 
 
 _HOLE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
@@ -195,7 +206,10 @@ def _access(target: object, accessor: object, scope: Mapping[str, object], path:
         inner = accessor["operator"]
         if inner["type"] == "property_accessor":
             key = inner["operands"]["operand_1"]
-            step = target.get(key, Runtime(f"{path}.{key}")) if isinstance(target, dict) else None
+            if isinstance(key, dict):  # a.b[i].c: the step is b[i]
+                step, key = _index_step(target, key, scope), "<index>"
+            else:
+                step = target.get(key, Runtime(f"{path}.{key}")) if isinstance(target, dict) else None
             if step is None or isinstance(target, Runtime):
                 step = Runtime(f"{path}.{key}")
             return _access(step, inner["operands"]["operand_2"], scope, f"{path}.{key}")
@@ -205,6 +219,19 @@ def _access(target: object, accessor: object, scope: Mapping[str, object], path:
             return target[accessor]
         return Runtime(f"{path}.{accessor}")
     return Runtime(path)
+
+
+def _index_step(target: object, key: Tree, scope: Mapping[str, object]) -> object:
+    """``b[i]`` of ``target`` (``target.b[i]``); Runtime when either part is unknown."""
+    operator = key.get("operator")
+    if not (isinstance(operator, dict) and operator.get("type") == "index_accessor"):
+        return Runtime("<accessor>")
+    name = operator["operands"]["operand_1"]
+    items = target.get(name) if isinstance(target, dict) and isinstance(name, str) else None
+    index = evaluate(operator["operands"]["operand_2"], scope)
+    if isinstance(items, list) and isinstance(index, int) and 0 <= index < len(items):
+        return items[index]
+    return Runtime(f"{name}[...]")
 
 
 @dataclass(frozen=True)
@@ -309,6 +336,11 @@ class Deployment:
     def instances(self) -> list[ModuleInstance]:
         return [ModuleInstance("main", self.main, self.main_scope), *self.modules.values()]
 
+    def deployed(self, module_symbol: str) -> bool:
+        """Whether main.bicep deploys that module: its condition holds (or is known only at deployment)."""
+        holds = evaluate(condition(self.main.modules[module_symbol]), self.main_scope)
+        return holds is not False
+
     def created(self, resource_type: str) -> list[tuple[ModuleInstance, str, Tree]]:
         return [
             (instance, symbol, body)
@@ -320,12 +352,13 @@ class Deployment:
         return {str(body.get("name")) for _, _, body in self.created(resource_type)}
 
 
-def load_deployment(infra_dir: Path = INFRA_DIR) -> Deployment:
+def load_deployment(infra_dir: Path = INFRA_DIR, arguments: Mapping[str, object] | None = None) -> Deployment:
+    """main.bicep with its defaults, or with ``arguments`` (parameter -> value) over them."""
     main = Template.load(infra_dir / "main.bicep")
-    deployment = Deployment(main, main.scope())
+    deployment = Deployment(main, main.scope(arguments))
     for symbol in main.modules:
-        arguments = evaluate(main.module_arguments(symbol), deployment.main_scope)
-        assert isinstance(arguments, dict)
+        passed = evaluate(main.module_arguments(symbol), deployment.main_scope)
+        assert isinstance(passed, dict)
         template = Template.load(main.module_path(symbol))
-        deployment.modules[symbol] = ModuleInstance(symbol, template, template.scope(arguments))
+        deployment.modules[symbol] = ModuleInstance(symbol, template, template.scope(passed))
     return deployment

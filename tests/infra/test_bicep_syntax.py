@@ -29,6 +29,7 @@ def test_infra_has_main_and_one_module_per_concern() -> None:
         "modules/language-access.bicep",
         "modules/language.bicep",
         "modules/monitoring.bicep",
+        "modules/network.bicep",
         "modules/roles.bicep",
         "modules/storage.bicep",
         "modules/workbook.bicep",
