@@ -6,6 +6,7 @@ config on it sees them all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections import Counter
@@ -60,6 +61,19 @@ async def metered(stack: Stack) -> AsyncIterator[tuple[Runtime, Meter]]:
     for name in (stack.settings.archive_container, stack.settings.ledger_container):
         await stack.blobs.get_container_client(name).create_container()
     await stack.queues.get_queue_client(stack.settings.jobs_queue).create_queue()
+    yield runtime, meter
+    await runtime.aclose()
+
+
+@pytest.fixture
+async def metered_events(stack: Stack) -> AsyncIterator[tuple[Runtime, Meter]]:
+    """As ``metered``, with EVENTS_QUEUE set to a queue that does not exist yet."""
+    meter = Meter(stack)
+    settings = dataclasses.replace(stack.settings, events_queue=f"events-{uuid.uuid4().hex[:12]}")
+    runtime = await build_runtime(settings, trace_configs=[meter.trace])
+    for name in (settings.archive_container, settings.ledger_container):
+        await stack.blobs.get_container_client(name).create_container()
+    await stack.queues.get_queue_client(settings.jobs_queue).create_queue()
     yield runtime, meter
     await runtime.aclose()
 
@@ -168,3 +182,62 @@ async def test_benchmark_floor_sends_the_apps_requests_for_the_same_job(
 
     assert meter.calls == app_calls == Counter({("language", "GET"): 2, ("blob", "PUT"): 3})
     assert await stack.blob_names(container=container) == app_blobs
+
+
+# -- with EVENTS_QUEUE set: one more queue message per archived job -----------------------------------
+
+
+async def test_with_events_each_job_costs_one_queue_post_and_the_queue_is_created_once(
+    stack: Stack, metered_events: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered_events
+    first, second = await stack.submit(), await stack.submit()
+
+    await handle_message(json.dumps({"jobId": first}).encode(), dequeue_count=1, runtime=runtime)
+    first_calls = Counter(meter.calls)
+    meter.reset()
+    await handle_message(json.dumps({"jobId": second}).encode(), dequeue_count=1, runtime=runtime)
+
+    # The first send meets a 404, creates the queue and sends again; after that, one POST a job.
+    assert first_calls == Counter(
+        {("language", "GET"): 1, ("blob", "PUT"): 3, ("queue", "POST"): 2, ("queue", "PUT"): 1}
+    )
+    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 3, ("queue", "POST"): 1})
+
+
+async def test_with_events_a_redelivered_archived_job_reads_its_manifest_instead_of_probing(
+    stack: Stack, metered_events: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered_events
+    job_id = await stack.submit()
+    body = json.dumps({"jobId": job_id}).encode()
+    await handle_message(body, dequeue_count=1, runtime=runtime)
+    meter.reset()
+
+    result = await handle_message(body, dequeue_count=2, runtime=runtime)
+
+    assert result.outcome is Outcome.ALREADY_ARCHIVED
+    assert meter.calls == Counter({("blob", "GET"): 1, ("queue", "POST"): 1, ("blob", "DELETE"): 1})
+
+
+async def test_with_events_a_duplicate_first_delivery_reads_the_winners_manifest_once(
+    stack: Stack, metered_events: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered_events
+    job_id = await stack.submit()
+    body = json.dumps({"jobId": job_id}).encode()
+    await handle_message(body, dequeue_count=1, runtime=runtime)
+    meter.reset()
+
+    result = await handle_message(body, dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.ALREADY_ARCHIVED
+    assert meter.calls == Counter(
+        {
+            ("language", "GET"): 1,
+            ("blob", "PUT"): 2,
+            ("blob", "HEAD"): 1,
+            ("blob", "GET"): 1,
+            ("queue", "POST"): 1,
+        }
+    )
