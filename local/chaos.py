@@ -220,6 +220,7 @@ class ChaosReport:
                 f"lost {len(v.lost)}, corrupt {len(v.corrupt)}",
                 f"manifests {v.manifests}, pending ledger records {len(v.pending)}, left on the jobs queue "
                 f"{v.queued}, poison {v.poisoned} (unaccounted {len(v.unaccounted_poison)})",
+                v.events.summary() if v.events is not None else "events: not judged",
                 f"last fault -> last archive {settle}, whole run {self.elapsed:.1f} s: "
                 + ("PASS" if self.ok else "FAIL"),
             ]
@@ -323,6 +324,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 "AzureWebJobsStorage": connection_string(blob_proxy.port, queue_proxy.port),
                 "ARCHIVE_CONTAINER": "chaos-archive",
                 "JOBS_QUEUE": "chaos-jobs",
+                "EVENTS_QUEUE": "chaos-events",
                 "POLL_INITIAL_DELAY_SECONDS": "1",
                 "POLL_MAX_DELAY_SECONDS": "4",
                 "SWEEP_SCHEDULE": plan.sweep_schedule,
@@ -376,6 +378,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 jobs_queue=environ["JOBS_QUEUE"],
                 expected=expected,
                 bad_messages=BAD_MESSAGES,
+                events=(environ["EVENTS_QUEUE"], _container_url(environ)),
             )
             last_archive = await _last_archive(azurite.connection_string, environ["ARCHIVE_CONTAINER"])
             if last_archive is not None:
@@ -546,6 +549,13 @@ class _Progress:
             return True
         self._idle_since = self._idle_since if self._idle_since is not None else now
         return now - self._idle_since >= self._stall
+
+
+def _container_url(environ: Mapping[str, str]) -> str:
+    """The archive container's URL as the app addresses it (through the latency proxy)."""
+    return ContainerClient.from_connection_string(
+        environ["AzureWebJobsStorage"], environ["ARCHIVE_CONTAINER"]
+    ).url.rstrip("/")
 
 
 async def _last_archive(connection_string: str, container: str) -> float | None:
