@@ -469,16 +469,21 @@ async def _orchestrate(
 async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
     """Delete one of the app's own next-poll messages, as if the queue had lost it; True if one was.
 
-    Others received on the way are handed back at once (visible again, one more dequeue each). The
-    app's messages wait invisible for their delay, so an attempt often finds none.
+    A peek first (no dequeue count changes) finds how far down the first one is; only the messages
+    up to it are received, and the others among them handed back at once (visible again, one more
+    dequeue each: an attempt that finds none must not push every waiting message towards
+    ``maxDequeueCount``). The app's messages wait invisible for their delay, so an attempt often finds none.
     """
     try:
         async with QueueClient.from_connection_string(connection_string, queue_name, retry_total=0) as queue:
-            batch = [m async for m in queue.receive_messages(max_messages=32, visibility_timeout=30)]
+            peeked = [_text(m.content) for m in await queue.peek_messages(max_messages=32)]
+            depth = next((n + 1 for n, text in enumerate(peeked) if '"_poll"' in text), 0)
+            if not depth:
+                return False
+            batch = [m async for m in queue.receive_messages(max_messages=depth, visibility_timeout=30)]
             dropped = False
             for message in batch:
-                text = base64.b64decode(str(message.content)).decode("utf-8", "replace")
-                if not dropped and '"_poll"' in text:
+                if not dropped and '"_poll"' in _text(message.content):
                     await queue.delete_message(message)
                     dropped = True
                 else:
@@ -486,6 +491,10 @@ async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
             return dropped
     except AzureError:
         return False  # storage is down: the leased ones come back after 30 s
+
+
+def _text(content: object) -> str:
+    return base64.b64decode(str(content)).decode("utf-8", "replace")
 
 
 async def _victim(workers: Sequence[WorkerProcess], rng: random.Random) -> tuple[WorkerProcess | None, bool]:
