@@ -69,6 +69,14 @@ def assert_announces(text: str, manifest: dict[str, Any], stack: Stack) -> None:
     assert event["data"]["taskCount"] == len(manifest["tasks"])
 
 
+async def assert_announced_once_and_forgotten(stack: Stack, job_id: str) -> None:
+    manifest = await stack.manifest(job_id)
+    assert manifest is not None
+    [event] = await sent_events(stack)
+    assert_announces(event, manifest, stack)
+    assert await stack.ledger_names() == []
+
+
 @pytest.fixture
 async def unreachable_events(stack: Stack, azurite: Azurite) -> AsyncIterator[Runtime]:
     """The app's runtime whose events queue cannot be reached: the send fails right after the commit."""
@@ -136,11 +144,7 @@ async def test_dying_between_the_commit_and_the_send_leaves_the_message_and_its_
 
     await stack.deliver(body, dequeue_count=2)  # the host delivers it again
 
-    manifest = await stack.manifest(job_id)
-    assert manifest is not None
-    [event] = await sent_events(stack)
-    assert_announces(event, manifest, stack)
-    assert await stack.ledger_names() == []
+    await assert_announced_once_and_forgotten(stack, job_id)
 
 
 @with_events()
@@ -162,11 +166,7 @@ async def test_when_that_message_is_lost_too_the_sweep_announces_the_job(
         await later.aclose()
 
     assert report.cleaned == 1
-    manifest = await stack.manifest(job_id)
-    assert manifest is not None
-    [event] = await sent_events(stack)
-    assert_announces(event, manifest, stack)
-    assert await stack.ledger_names() == []
+    await assert_announced_once_and_forgotten(stack, job_id)
 
 
 @with_events()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from local.judge import Expectation, Verdict, judge
+from local.judge import Expectation, Verdict
 from shared.events import archive_event
 
 from .test_judge import EXPECTED, JOB, OTHER, Store, store
@@ -27,14 +27,7 @@ def source(store: Store) -> str:
 
 
 async def verdict(store: Store, expected: dict[str, Expectation] = EXPECTED) -> Verdict:
-    return await judge(
-        connection_string=store.connection_string,
-        archive_container=store.names,
-        ledger_container=f"{store.names}-ledger",
-        jobs_queue=store.names,
-        expected=expected,
-        events=(f"{store.names}-events", source(store)),
-    )
+    return await store.verdict(expected, events=(f"{store.names}-events", source(store)))
 
 
 async def send(store: Store, event: dict[str, Any] | str) -> None:
