@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from typing import IO, Any, Final, TextIO
 
 from shared.archive import ArchiveWriter
-from shared.archive_reader import ArchiveReader, ManifestUnreadable, Verification
+from shared.archive_reader import ArchiveReader, ManifestUnreadable, Verification, selected
 from shared.backfill import Backfill, LineAction, numbered_lines
+from shared.events import EventUnrenderable, archive_events
 from shared.export import entity_rows
 from shared.ledger import Ledger, is_overdue
 from shared.poison import PoisonReplay, ReplayAction
@@ -22,7 +23,7 @@ from shared.timefmt import format_time
 
 from .render import Out, RowWriter, progress
 
-__all__ = ["Context", "enqueue", "export", "replay_poison", "status", "verify"]
+__all__ = ["Context", "announce", "enqueue", "export", "replay_poison", "status", "verify"]
 
 #: Jobs read at once: each is a few sequential blob reads on the one shared session.
 _CONCURRENCY: Final = 32
@@ -186,9 +187,7 @@ async def export(
             return job_id, [], "its manifest is unreadable"
         if manifest is None:
             return job_id, [], "it is not archived"
-        if (statuses and manifest.status not in statuses) or (
-            since is not None and (manifest.archived_at is None or manifest.archived_at < since)
-        ):
+        if not selected(manifest, statuses=statuses, since=since):
             return job_id, [], None  # filtered out, not a problem
         checked = await archive.check_tasks(manifest)
         if checked.problems:
@@ -212,3 +211,41 @@ async def export(
             writer.write(rows)
     output.flush()
     return 1 if left_out else 0
+
+
+async def announce(
+    ctx: Context, job_ids: Sequence[str], *, statuses: Collection[str], since: datetime | None
+) -> int:
+    events = archive_events(ctx.settings, ctx.storage)
+    assert events is not None, "main refuses the command without EVENTS_QUEUE"
+    archive = ctx.archive()
+    source = each(job_ids) if job_ids else archive.archived_jobs(modified_since=since)
+
+    async def one(job_id: str) -> tuple[str, str | None]:
+        """(job, what was done: announced, not-archived or manifest-unreadable; None: filtered out)."""
+        try:
+            manifest = await archive.manifest(job_id)
+            if manifest is None:
+                return job_id, "not-archived"
+            if not selected(manifest, statuses=statuses, since=since):
+                return job_id, None
+            await events.announce(manifest.document)
+        except (ManifestUnreadable, EventUnrenderable) as exc:
+            ctx.out.say(f"{job_id}: its manifest is unreadable ({exc}): run 'python -m cli verify {job_id}'")
+            return job_id, "manifest-unreadable"
+        return job_id, "announced"
+
+    counts: dict[str, int] = {}
+    with progress("announce", unit="job") as bar:
+        async for job_id, action in ordered_map(source, one, concurrency=_CONCURRENCY):
+            bar.update()
+            if action is None:
+                continue
+            counts[action] = counts.get(action, 0) + 1
+            ctx.out.result({"jobId": job_id, "action": action}, f"{job_id}  {action}")
+    announced = counts.pop("announced", 0)
+    ctx.out.summary(
+        f"{events.queue_name}: {announced} announced"
+        + "".join(f", {count} {action}" for action, count in sorted(counts.items()))
+    )
+    return 1 if counts else 0

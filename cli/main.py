@@ -73,6 +73,8 @@ _EPILOG: Final = {
     "example: python -m cli verify --json c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18",
     "replay-poison": "example: python -m cli replay-poison --dry-run --env-file .azure/prod/.env",
     "enqueue": "example: python -m cli enqueue --skip-archived job-ids.txt",
+    "announce": "example: python -m cli announce --since 2026-12-01 --status succeeded\n"
+    "example: python -m cli announce --json c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18",
     "export": "example: python -m cli export --status succeeded --since 2026-12-01 --format csv "
     "-o entities.csv",
 }
@@ -92,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Operate the Language job archive: what became of a job, is the archive intact, "
-        "replay the poison queue, backfill job ids, export the entities. Settings come from the "
+        "replay the poison queue, backfill job ids, export the entities, announce archived jobs "
+        "again. Settings come from the "
         "environment (the app's own names), or --env-file.",
         epilog="example: python -m cli status --env-file .env c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18\n\n"
         "Exit status: 0 all good, 1 a problem was found, 2 a usage or settings error.\n"
@@ -136,19 +139,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = command("export", "one row per entity of archived jobs, each blob checked first", [common])
     export.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="only these jobs (default: all)")
-    export.add_argument(
+    _add_filters(export)
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+
+    announce = command(
+        "announce", "send the archive events of archived jobs again on EVENTS_QUEUE", [common, as_json]
+    )
+    announce.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="only these jobs (default: all)")
+    _add_filters(announce)
+    return parser
+
+
+def _add_filters(command: argparse.ArgumentParser) -> None:
+    """``--status`` and ``--since``, as ``export`` and ``announce`` take them."""
+    command.add_argument(
         "--status",
         action="append",
         default=[],
         metavar="S",
         help="only jobs whose manifest status is S (repeatable)",
     )
-    export.add_argument(
+    command.add_argument(
         "--since", metavar="T", help="only jobs archived at or after T (ISO 8601, UTC if no offset)"
     )
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout")
-    return parser
 
 
 async def main(
@@ -205,6 +219,14 @@ def _command(
     if name == "enqueue":
         source = _open_input(args.file, files)
         return lambda ctx: commands.enqueue(ctx, source, skip_archived=args.skip_archived)
+    if name == "announce":
+        if settings.events_queue is None:
+            raise SettingsError(
+                "EVENTS_QUEUE is not set: set it to the queue the app announces archived jobs on "
+                "(e.g. archive-events), in the environment or --env-file"
+            )
+        ids, since = _job_ids(args.job_ids, settings), _since(args.since)
+        return lambda ctx: commands.announce(ctx, ids, statuses=set(args.status), since=since)
     assert name == "export"
     ids = _job_ids(args.job_ids, settings)
     since = _since(args.since)

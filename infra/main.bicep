@@ -38,6 +38,11 @@ param archiveContainerName string = 'entity-archive'
 @maxLength(56)
 param jobsQueueName string = 'language-jobs'
 
+@description('Queue on which every archived job is announced as a CloudEvents event (app setting EVENTS_QUEUE); consumers subscribe to it (docs/deploy.md).')
+@minLength(3)
+@maxLength(63)
+param eventsQueueName string = 'archive-events'
+
 @description('api-version of every Language call (app setting LANGUAGE_API_VERSION).')
 param languageApiVersion string = '2024-11-01'
 
@@ -181,6 +186,7 @@ module storage 'modules/storage.bicep' = {
     ledgerContainerName: ledgerContainerName
     jobsQueueName: jobsQueueName
     poisonQueueName: poisonQueueName
+    eventsQueueName: eventsQueueName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     enableStorageLogs: enableStorageLogs
     privateAccessOnly: vnetEnabled
@@ -243,6 +249,7 @@ module roles 'modules/roles.bicep' = {
     deploymentContainerName: deploymentContainerName
     jobsQueueName: jobsQueueName
     poisonQueueName: poisonQueueName
+    eventsQueueName: eventsQueueName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     appPrincipalId: identity.outputs.principalId
     deployerPrincipalId: deployerPrincipalId
@@ -277,6 +284,7 @@ module functionApp 'modules/functionapp.bicep' = {
       LANGUAGE_API_VERSION: languageApiVersion
       ARCHIVE_CONTAINER: archiveContainerName
       JOBS_QUEUE: jobsQueueName
+      EVENTS_QUEUE: eventsQueueName
       POLL_INITIAL_DELAY_SECONDS: pollInitialDelaySeconds
       POLL_MAX_DELAY_SECONDS: pollMaxDelaySeconds
       SWEEP_SCHEDULE: sweepSchedule
@@ -328,4 +336,5 @@ output LANGUAGE_ENDPOINT string = languageAccess.outputs.endpoint
 output LANGUAGE_API_VERSION string = languageApiVersion
 output ARCHIVE_CONTAINER string = archiveContainerName
 output JOBS_QUEUE string = jobsQueueName
+output EVENTS_QUEUE string = eventsQueueName
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.applicationInsightsConnectionString

@@ -220,6 +220,7 @@ class ChaosReport:
                 f"lost {len(v.lost)}, corrupt {len(v.corrupt)}",
                 f"manifests {v.manifests}, pending ledger records {len(v.pending)}, left on the jobs queue "
                 f"{v.queued}, poison {v.poisoned} (unaccounted {len(v.unaccounted_poison)})",
+                v.events.summary() if v.events is not None else "events: not judged",
                 f"last fault -> last archive {settle}, whole run {self.elapsed:.1f} s: "
                 + ("PASS" if self.ok else "FAIL"),
             ]
@@ -323,6 +324,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 "AzureWebJobsStorage": connection_string(blob_proxy.port, queue_proxy.port),
                 "ARCHIVE_CONTAINER": "chaos-archive",
                 "JOBS_QUEUE": "chaos-jobs",
+                "EVENTS_QUEUE": "chaos-events",
                 "POLL_INITIAL_DELAY_SECONDS": "1",
                 "POLL_MAX_DELAY_SECONDS": "4",
                 "SWEEP_SCHEDULE": plan.sweep_schedule,
@@ -376,6 +378,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 jobs_queue=environ["JOBS_QUEUE"],
                 expected=expected,
                 bad_messages=BAD_MESSAGES,
+                events=(environ["EVENTS_QUEUE"], _container_url(environ)),
             )
             last_archive = await _last_archive(azurite.connection_string, environ["ARCHIVE_CONTAINER"])
             if last_archive is not None:
@@ -466,16 +469,21 @@ async def _orchestrate(
 async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
     """Delete one of the app's own next-poll messages, as if the queue had lost it; True if one was.
 
-    Others received on the way are handed back at once (visible again, one more dequeue each). The
-    app's messages wait invisible for their delay, so an attempt often finds none.
+    A peek first (no dequeue count changes) finds how far down the first one is; only the messages
+    up to it are received, and the others among them handed back at once (visible again, one more
+    dequeue each: an attempt that finds none must not push every waiting message towards
+    ``maxDequeueCount``). The app's messages wait invisible for their delay, so an attempt often finds none.
     """
     try:
         async with QueueClient.from_connection_string(connection_string, queue_name, retry_total=0) as queue:
-            batch = [m async for m in queue.receive_messages(max_messages=32, visibility_timeout=30)]
+            peeked = [_text(m.content) for m in await queue.peek_messages(max_messages=32)]
+            depth = next((n + 1 for n, text in enumerate(peeked) if '"_poll"' in text), 0)
+            if not depth:
+                return False
+            batch = [m async for m in queue.receive_messages(max_messages=depth, visibility_timeout=30)]
             dropped = False
             for message in batch:
-                text = base64.b64decode(str(message.content)).decode("utf-8", "replace")
-                if not dropped and '"_poll"' in text:
+                if not dropped and '"_poll"' in _text(message.content):
                     await queue.delete_message(message)
                     dropped = True
                 else:
@@ -483,6 +491,10 @@ async def _drop_app_message(connection_string: str, queue_name: str) -> bool:
             return dropped
     except AzureError:
         return False  # storage is down: the leased ones come back after 30 s
+
+
+def _text(content: object) -> str:
+    return base64.b64decode(str(content)).decode("utf-8", "replace")
 
 
 async def _victim(workers: Sequence[WorkerProcess], rng: random.Random) -> tuple[WorkerProcess | None, bool]:
@@ -546,6 +558,13 @@ class _Progress:
             return True
         self._idle_since = self._idle_since if self._idle_since is not None else now
         return now - self._idle_since >= self._stall
+
+
+def _container_url(environ: Mapping[str, str]) -> str:
+    """The archive container's URL as the app addresses it (through the latency proxy)."""
+    return ContainerClient.from_connection_string(
+        environ["AzureWebJobsStorage"], environ["ARCHIVE_CONTAINER"]
+    ).url.rstrip("/")
 
 
 async def _last_archive(connection_string: str, container: str) -> float | None:

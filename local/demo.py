@@ -3,7 +3,8 @@
 Starts Azurite and the Language emulator, submits the sample documents as analyze-text jobs (as
 an upstream system would), puts one message per job on the jobs queue (in each accepted form,
 plus one malformed message), runs the real ``function_app`` through the local queue runner until
-every job is archived, prints what was archived and where, and stops what it started.
+every job is archived, prints what was archived and where and the archive events it announced, and
+stops what it started.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ async def main() -> int:
                 "AzureWebJobsStorage": azurite.connection_string,
                 "ARCHIVE_CONTAINER": "entity-archive",
                 "JOBS_QUEUE": "language-jobs",
+                "EVENTS_QUEUE": "archive-events",
                 "POLL_INITIAL_DELAY_SECONDS": "1",
                 "POLL_MAX_DELAY_SECONDS": "4",
                 "SWEEP_SCHEDULE": "*/15 * * * * *",
@@ -89,6 +91,7 @@ async def main() -> int:
                 )
                 await runner.run_until(all_archived, timeout=TIMEOUT_SECONDS)
                 await _report(archive, azurite.blob_endpoint, environ, submitted, runner)
+            await _print_events(azurite.connection_string, environ["EVENTS_QUEUE"])
             await close_process_runtime()
             await _operate(environ, [job_id for job_id, _ in submitted])
     print(f"\nStopped Azurite and the emulator. Demo finished in {time.monotonic() - started:.1f} s.")
@@ -197,6 +200,29 @@ async def _report(
     print(f"Queue runner: {stats}")
 
 
+async def _print_events(connection_string: str, queue_name: str) -> None:
+    """What downstream automation received: one CloudEvent per archived job (peeked, left in place)."""
+    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
+        try:
+            peeked = await queue.peek_messages(max_messages=32)
+        except ResourceNotFoundError:
+            peeked = []
+    print(f"\nArchive events on '{queue_name}' ({len(peeked)}; base64 of this JSON on the queue):")
+    for message in peeked:
+        event = json.loads(base64.b64decode(message.content))
+        data = event["data"]
+        print(
+            f"  {event['type']} id={event['id']} time={event['time']} status={data['status']} "
+            f"tasks={data['taskCount']} entities={data['entityCount']} correlationId={data['correlationId']}"
+        )
+    if peeked:
+        first = json.loads(base64.b64decode(peeked[0].content))
+        print("\n  The first one in full:")
+        print(
+            "\n".join(f"    {line}" for line in json.dumps(first, indent=2, ensure_ascii=False).splitlines())
+        )
+
+
 async def _operate(environ: Mapping[str, str], job_ids: list[str]) -> None:
     """The morning after: the operator's command line (its own code, in-process) on this archive."""
     export = Path(".demo") / "entities.csv"
@@ -207,6 +233,7 @@ async def _operate(environ: Mapping[str, str], job_ids: list[str]) -> None:
         ["verify", "--all"],
         ["replay-poison", "--dry-run"],
         ["export", "--format", "csv", "-o", str(export)],
+        ["announce", "--json", job_ids[0]],
     ):
         print(f"\n$ python -m cli {' '.join(argv)}", flush=True)
         status = await cli.main(argv, environ=environ)

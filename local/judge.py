@@ -8,7 +8,8 @@ checks the promise of DESIGN.md ("every accepted job ends with exactly one manif
   tasks hold every document that was submitted (all result pages merged);
 - no blob lies outside the layout: no task blob that its manifest does not list, no unknown job;
 - no pending ledger record and no message on the jobs queue are left;
-- every poison message is accounted for: a deliberately bad message, or a job that was archived.
+- every poison message is accounted for: a deliberately bad message, or a job that was archived;
+- with an events queue, every archived job is announced, as ``local.judge_events`` judges it.
 
 Used by the crash-chaos run (``local.chaos``) and its tests; reading only, except that poison
 messages are received (made invisible for a while) to be read past the 32 a peek shows.
@@ -28,6 +29,8 @@ from typing import Any, Final
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from local.judge_events import EventVerdict, judge_events
 
 __all__ = ["Expectation", "Verdict", "judge"]
 
@@ -60,10 +63,14 @@ class Verdict:
     queued: int = 0  # messages left on the jobs queue
     poisoned: int = 0
     unaccounted_poison: list[str] = field(default_factory=list)
+    events: EventVerdict | None = None  # judged when the run had an events queue
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.corrupt or self.pending or self.queued or self.unaccounted_poison)
+        events_ok = self.events is None or self.events.ok
+        return events_ok and not (
+            self.lost or self.corrupt or self.pending or self.queued or self.unaccounted_poison
+        )
 
     def problems(self, limit: int = 10) -> list[str]:
         """The first ``limit`` problems, one line each."""
@@ -72,6 +79,7 @@ class Verdict:
         lines += [f"pending ledger record: {job_id}" for job_id in self.pending]
         lines += [f"{self.queued} messages left on the jobs queue"] if self.queued else []
         lines += [f"unaccounted poison message: {text[:120]}" for text in self.unaccounted_poison]
+        lines += self.events.problems() if self.events is not None else []
         return lines[:limit]
 
 
@@ -83,8 +91,10 @@ async def judge(
     jobs_queue: str,
     expected: Mapping[str, Expectation],
     bad_messages: Collection[str] = (),
+    events: tuple[str, str] | None = None,
 ) -> Verdict:
-    """Read storage and judge every job of ``expected``; ``bad_messages`` are the ones meant for poison."""
+    """Read storage and judge every job of ``expected``; ``bad_messages`` are the ones meant for poison;
+    ``events``: (the events queue, the archive container's URL as the app addresses it)."""
     verdict = Verdict(jobs=len(expected))
     async with BlobServiceClient.from_connection_string(connection_string) as blobs:
         archive = blobs.get_container_client(archive_container)
@@ -110,6 +120,11 @@ async def judge(
         verdict.pending = [
             name.removesuffix(".json") for name in await _names(blobs.get_container_client(ledger_container))
         ]
+        manifests = {
+            name.removesuffix("/manifest.json"): await _json(archive, name)
+            for name in names
+            if events is not None and name.endswith("/manifest.json")
+        }
     async with QueueServiceClient.from_connection_string(connection_string) as queues:
         verdict.queued = await _count(queues.get_queue_client(jobs_queue))
         archived = set(expected) - set(verdict.lost)
@@ -120,6 +135,14 @@ async def judge(
             named = set(_UUID.findall(original.lower()))
             if not named or not named <= archived:
                 verdict.unaccounted_poison.append(original)
+        if events is not None:
+            queue, container_url = events
+            verdict.events = await judge_events(
+                queues.get_queue_client(queue),
+                manifests=manifests,
+                container_url=container_url,
+                jobs=len(expected),
+            )
     return verdict
 
 
@@ -164,6 +187,13 @@ async def _names(container: ContainerClient) -> list[str]:
         return [blob.name async for blob in container.list_blobs()]
     except ResourceNotFoundError:
         return []
+
+
+async def _json(container: ContainerClient, name: str) -> Any:
+    try:
+        return json.loads(await _read(container, name))
+    except ValueError:
+        return None  # judged corrupt above; its events cannot agree with it
 
 
 async def _read(container: ContainerClient, name: str) -> bytes:

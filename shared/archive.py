@@ -31,6 +31,7 @@ __all__ = [
     "JobRecord",
     "TaskBlob",
     "manifest_name",
+    "render_manifest",
     "render_tasks",
 ]
 
@@ -118,6 +119,13 @@ class ArchiveWriter:
             return False
         return True
 
+    async def read_manifest(self, job_id: str) -> bytes | None:
+        """The manifest's bytes, ``None`` when the job has none (one GET, where a probe is a HEAD)."""
+        try:
+            return await (await self._container.download_blob(manifest_name(job_id))).readall()
+        except ResourceNotFoundError:
+            return None
+
     async def commit(self, record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> Commit:
         """Write every task blob (all at once), then create the manifest; idempotent and race-safe."""
         # Create-only first: on a fresh job that is one PUT per blob, as cheap as an overwrite. The
@@ -131,7 +139,7 @@ class ArchiveWriter:
             if not created[0] and await self.is_archived(record.job_id):
                 return Commit.ALREADY_ARCHIVED
             await _all(self._upload(task.name, task.data, overwrite=True) for task in existing)
-        manifest = _manifest(record, tasks, now=now)
+        manifest = render_manifest(record, tasks, now=now)
         try:
             await self._upload(manifest_name(record.job_id), manifest, overwrite=False)
         except ResourceExistsError:
@@ -164,7 +172,8 @@ async def _all(calls: Iterable[Awaitable[_T]]) -> list[_T]:
     return cast(list[_T], outcomes)
 
 
-def _manifest(record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> bytes:
+def render_manifest(record: JobRecord, tasks: Sequence[TaskBlob], *, now: datetime) -> bytes:
+    """The manifest's bytes, archived ``now``: what ``commit`` creates."""
     body = {
         "schemaVersion": SCHEMA_VERSION,
         "jobId": record.job_id,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -34,6 +34,7 @@ __all__ = [
     "Verification",
     "check_blob",
     "parse_manifest",
+    "selected",
 ]
 
 _MANIFEST_SUFFIX: Final = "/manifest.json"
@@ -89,6 +90,8 @@ class Manifest:
     archived_at: datetime | None
     correlation_id: str | None
     tasks: tuple[TaskEntry, ...]
+    #: The whole JSON object, for what renders from it (an archive event).
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class ManifestUnreadable(ValueError):
@@ -116,7 +119,15 @@ def parse_manifest(data: bytes, *, job_id: str) -> Manifest:
         archived_at=archived_at,
         correlation_id=_optional_str(body, "correlationId"),
         tasks=tuple(_task_entry(task, job_id) for task in tasks),
+        document=body,
     )
+
+
+def selected(manifest: Manifest, *, statuses: Collection[str], since: datetime | None) -> bool:
+    """Whether a job passes the ``--status`` (any of ``statuses``; empty: all) and ``--since`` filters."""
+    if statuses and manifest.status not in statuses:
+        return False
+    return since is None or (manifest.archived_at is not None and manifest.archived_at >= since)
 
 
 def _optional_str(body: dict[str, Any], name: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Writing to the jobs queue (the next poll of a job) and to its poison queue.
+"""Writing to the jobs queue (the next poll of a job), to its poison queue, and any queue of the app.
 
 Messages are base64 of UTF-8 JSON, as the Functions host's queue trigger reads them. Queues are
 created on first use when missing (a 404 answers that; no probe on every call).
@@ -16,7 +16,7 @@ from azure.storage.queue.aio import QueueClient
 from .messages import JobMessage
 from .policy import MESSAGE_TIME_TO_LIVE
 
-__all__ = ["JobQueues", "poison_body"]
+__all__ = ["JobQueues", "poison_body", "send_text"]
 
 # 64 KiB once base64-encoded; a poison body that would not fit keeps the head of the original.
 _MAX_BODY_BYTES: Final = 48 * 1024
@@ -31,15 +31,15 @@ class JobQueues:
 
     async def schedule(self, message: JobMessage, *, visibility_timeout: int) -> None:
         """Enqueue the next poll of a job, invisible for ``visibility_timeout`` seconds."""
-        await _send(self._jobs, message.to_json(), visibility_timeout=visibility_timeout)
+        await send_text(self._jobs, message.to_json(), visibility_timeout=visibility_timeout)
 
     async def submit(self, text: str) -> None:
         """Put a message body on the jobs queue as upstream would (a backfill, a replayed poison)."""
-        await _send(self._jobs, text, visibility_timeout=0)
+        await send_text(self._jobs, text, visibility_timeout=0)
 
     async def poison(self, *, reason: str, original: str) -> None:
         """Park a message that can never succeed, with why, as ``{"reason", "message"}``."""
-        await _send(self._poison, poison_body(reason=reason, original=original), visibility_timeout=0)
+        await send_text(self._poison, poison_body(reason=reason, original=original), visibility_timeout=0)
 
 
 def poison_body(*, reason: str, original: str) -> str:
@@ -51,7 +51,8 @@ def poison_body(*, reason: str, original: str) -> str:
     return body
 
 
-async def _send(queue: QueueClient, text: str, *, visibility_timeout: int) -> None:
+async def send_text(queue: QueueClient, text: str, *, visibility_timeout: int) -> None:
+    """Send ``text`` (the queue client base64-encodes it); the queue is created when a send says 404."""
     try:
         await queue.send_message(
             text, visibility_timeout=visibility_timeout, time_to_live=MESSAGE_TIME_TO_LIVE

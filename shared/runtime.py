@@ -19,6 +19,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from .archive import ArchiveWriter
 from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
+from .events import ArchiveEvents, archive_events
 from .http import SessionHolder
 from .language import InPlaceRetry, LanguageClient
 from .ledger import Ledger
@@ -67,6 +68,7 @@ class Runtime:
     queues: JobQueues
     policy: PollPolicy
     telemetry: Telemetry
+    events: ArchiveEvents | None = None  # None: EVENTS_QUEUE unset, no events
     clock: Callable[[], datetime] = _utcnow
     rand: Callable[[], float] = random.random
     # Owned resources, closed by aclose().
@@ -122,6 +124,7 @@ async def build_runtime(
         ),
         policy=PollPolicy.from_settings(settings),
         telemetry=telemetry,
+        events=archive_events(settings, storage),
         clock=clock,
         rand=rand,
         _auth=auth,

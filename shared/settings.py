@@ -66,6 +66,8 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("POLL_MAX_DELAY_SECONDS", "300"),
     SettingSpec("SWEEP_SCHEDULE", "0 */5 * * * *"),
     SettingSpec("SWEEP_GRACE_SECONDS", "300"),
+    # The queue that announces every archived job (DESIGN.md, "Archive events"); unset: no events.
+    SettingSpec("EVENTS_QUEUE", None),
     # Telemetry to Azure Monitor (OpenTelemetry) when set; unset: no telemetry package is loaded.
     SettingSpec("APPLICATIONINSIGHTS_CONNECTION_STRING", None),
 )
@@ -101,6 +103,7 @@ class Settings:
     poll_max_delay_seconds: float = 300.0
     sweep_schedule: str = "0 */5 * * * *"
     sweep_grace_seconds: float = 300.0
+    events_queue: str | None = None
     applicationinsights_connection_string: str | None = field(default=None, repr=False)
 
     @property
@@ -162,6 +165,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         poll_max_delay_seconds=maximum,
         sweep_schedule=_ncrontab("SWEEP_SCHEDULE", get("SWEEP_SCHEDULE")),
         sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS"), minimum=0.0),
+        events_queue=_events_queue(get("EVENTS_QUEUE"), jobs_queue=jobs_queue),
         applicationinsights_connection_string=_telemetry_connection(
             get("APPLICATIONINSIGHTS_CONNECTION_STRING")
         ),
@@ -230,6 +234,19 @@ def _storage_name(name: str, value: str | None, *, kind: str, derived_suffix: st
             "single hyphens"
         )
     return value
+
+
+def _events_queue(value: str | None, *, jobs_queue: str) -> str | None:
+    if value is None:
+        return None
+    name = _storage_name("EVENTS_QUEUE", value, kind="queue", derived_suffix="")
+    if name in (jobs_queue, f"{jobs_queue}-poison"):
+        # The poll function would read the events as job messages and poison every one.
+        raise SettingsError(
+            f"EVENTS_QUEUE {value!r} is the jobs queue or its poison queue: name a queue of its own, "
+            "e.g. archive-events"
+        )
+    return name
 
 
 def _seconds(name: str, value: str | None, *, minimum: float) -> float:

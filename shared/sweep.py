@@ -3,8 +3,9 @@
 It lists the ledger (one page at a time; the due time is in each blob's metadata, so the listing
 alone finds overdue jobs), and for each job whose next poll is overdue by more than
 ``SWEEP_GRACE_SECONDS`` (its message was lost, poisoned, or its archive was interrupted) it
-either drops the record (the manifest exists) or re-drives the job with a fresh message that
-takes over the record's ETag. Work is bounded per run and runs with bounded concurrency.
+either drops the record (the manifest exists; with ``EVENTS_QUEUE`` set the job is announced
+first) or re-drives the job with a fresh message that takes over the record's ETag. Work is bounded
+per run and runs with bounded concurrency.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
+from .events import EventUnrenderable
 from .ledger import is_overdue
 from .messages import InvalidMessage
 from .runtime import Runtime
@@ -85,8 +87,29 @@ async def _sweep(runtime: Runtime) -> SweepReport:
     return report
 
 
+async def _archived(runtime: Runtime, job_id: str) -> bool:
+    """Whether the job has its manifest; with events on, the job is announced (again) if so, before
+    its ledger record goes (a worker may have died between the manifest and the event)."""
+    if runtime.events is None:
+        return await runtime.archive.is_archived(job_id)
+    manifest = await runtime.archive.read_manifest(job_id)
+    if manifest is None:
+        return False
+    try:
+        await runtime.events.announce_stored(manifest, job_id=job_id)
+    except EventUnrenderable as exc:
+        _log.error(
+            "job %s is archived but cannot be announced (%s): run 'python -m cli verify %s'",
+            job_id,
+            exc,
+            job_id,
+            extra=job_attributes(job_id),
+        )
+    return True
+
+
 async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
-    if await runtime.archive.is_archived(job_id):
+    if await _archived(runtime, job_id):
         await runtime.ledger.delete(job_id)
         report.cleaned += 1
         return

@@ -8,6 +8,7 @@ retries and poison queue mean what they should.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any, Final
 
 from azure.core.exceptions import AzureError
 
-from .archive import Commit, JobRecord, render_tasks
+from .archive import Commit, JobRecord, render_manifest, render_tasks
+from .events import EventUnrenderable
 from .jobs import JobPage, MalformedJob, merge_task_items
 from .language import (
     AccessDenied,
@@ -171,7 +173,7 @@ class _JobPoll:
             # An earlier attempt failed, perhaps between task blobs and manifest. Make sure the
             # job is in the ledger before anything else, so that if this message ends in the
             # poison queue the sweep still finishes the job.
-            if await self._rt.archive.is_archived(self._job_id):
+            if await self._found_archived(message):
                 await self._forget()
                 return Result(Outcome.ALREADY_ARCHIVED, self._job_id)
             if message.ledger_etag is None:
@@ -339,6 +341,16 @@ class _JobPoll:
         )
         archived_at = self._rt.clock()
         commit = await self._rt.archive.commit(record, tasks, now=archived_at)
+        if self._rt.events is not None:
+            # Announced before the ledger record goes: if this worker dies first, the redelivered
+            # message or the sweep finds the manifest and announces the job.
+            manifest = (
+                render_manifest(record, tasks, now=archived_at)
+                if commit is Commit.COMMITTED
+                else await self._rt.archive.read_manifest(self._job_id)  # the winner's, not ours
+            )
+            if manifest is not None:
+                await self._announce(message, manifest)
         if message.ledger_etag is not None or self._redelivered:
             await self._forget()
         if commit is Commit.ALREADY_ARCHIVED:
@@ -356,6 +368,37 @@ class _JobPoll:
         if lag is not None:
             details.append((LAG_SECONDS, round(lag, 3)))
         return Result(Outcome.ARCHIVED, self._job_id, status=status, details=tuple(details))
+
+    async def _found_archived(self, message: JobMessage) -> bool:
+        """Whether the job has its manifest; with events on, the job is announced (again) if so."""
+        if self._rt.events is None:
+            return await self._rt.archive.is_archived(self._job_id)
+        manifest = await self._rt.archive.read_manifest(self._job_id)  # a GET instead of the HEAD
+        if manifest is None:
+            return False
+        await self._announce(message, manifest)
+        return True
+
+    async def _announce(self, message: JobMessage, manifest: bytes) -> None:
+        """Send the job's archive event: its manifest exists, its message is not yet acknowledged."""
+        assert self._rt.events is not None
+        try:
+            await self._rt.events.announce_stored(manifest, job_id=self._job_id)
+        except EventUnrenderable as exc:
+            # Not a manifest the app wrote: no event could agree with it, and retrying cannot help.
+            self._log.error(
+                "job %s is archived but cannot be announced (%s): run 'python -m cli verify %s'",
+                self._job_id,
+                exc,
+                self._job_id,
+            )
+        except AzureError:
+            if message.ledger_etag is None:
+                # Should this message end in the poison queue, a ledger record still lets the
+                # sweep announce the job (best effort: storage is likely down as a whole).
+                with contextlib.suppress(AzureError):
+                    await self._rt.ledger.create(message, next_poll_at=self._now)
+            raise  # never acknowledged before the event is sent: the host retries
 
     async def _forget(self) -> None:
         """Drop the ledger record of an archived job; the sweep cleans up if this fails."""

@@ -27,6 +27,9 @@
 //   reschedule rewrites the message and its visibility) and send on the jobs queue; send to the
 //   poison queue and receive from it for the sweep; create-if-missing of the poison queue by the app
 //   and by the host (queues/write). Message Processor + Sender lack update and create.
+// - Events queue: Storage Queue Data Message Sender, the app only adds messages to it. This
+//   template creates the queue, so the app's create-if-missing (only after a send answered 404)
+//   never runs in Azure; the consumer's own identity gets Message Processor (docs/deploy.md).
 // - Application Insights: Monitoring Metrics Publisher, so telemetry is accepted with an Entra token
 //   (the component has local auth disabled). Reader roles cannot publish; nothing broader is needed.
 
@@ -48,6 +51,9 @@ param jobsQueueName string
 @description('Poison queue of the jobs queue.')
 param poisonQueueName string
 
+@description('Queue on which the app announces every archived job.')
+param eventsQueueName string
+
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
 
@@ -64,6 +70,7 @@ var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -88,6 +95,8 @@ var queueNames = [
 var grantDeployer = !empty(deployerPrincipalId)
 var deployerContainerNames = grantDeployer ? concat([archiveContainerName, ledgerContainerName], hostContainerNames) : []
 var deployerQueueNames = grantDeployer ? queueNames : []
+// The deploying user sends events too: a local run of the app, or 'python -m cli announce'.
+var deployerEventsQueueNames = grantDeployer ? [eventsQueueName] : []
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -123,6 +132,11 @@ resource jobQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-
     name: queueName
   }
 ]
+
+resource eventsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: eventsQueueName
+}
 
 resource deployerQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = [
   for queueName in deployerQueueNames: {
@@ -160,6 +174,17 @@ resource appQueueAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
     }
   }
 ]
+
+resource appEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventsQueue.id, appPrincipalId, roles.storageQueueDataMessageSender)
+  scope: eventsQueue
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+    description: 'Language job archiver: send archive events on queue ${eventsQueueName}.'
+  }
+}
 
 resource appHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hostBlobOwnerOnAccount) {
   name: guid(storage.id, appPrincipalId, roles.storageBlobDataOwner)
@@ -215,6 +240,18 @@ resource deployerQueueAccess 'Microsoft.Authorization/roleAssignments@2022-04-01
       principalId: deployerPrincipalId
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
       description: 'Local run of the Language job archiver: messages of queue ${queueName}.'
+    }
+  }
+]
+
+resource deployerEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (queueName, i) in deployerEventsQueueNames: {
+    name: guid(eventsQueue.id, deployerPrincipalId, roles.storageQueueDataMessageSender)
+    scope: eventsQueue
+    properties: {
+      principalId: deployerPrincipalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+      description: 'Local run of the Language job archiver: send archive events on queue ${queueName}.'
     }
   }
 ]

@@ -41,6 +41,9 @@ param jobsQueueName string
 @description('Poison queue: "<jobs queue>-poison".')
 param poisonQueueName string
 
+@description('Queue on which the app announces every archived job (app setting EVENTS_QUEUE).')
+param eventsQueueName string
+
 @description('Days a deleted blob or container (and a superseded blob version) can be restored.')
 @minValue(1)
 @maxValue(365)
@@ -72,6 +75,7 @@ var containerNames = concat([
   ledgerContainerName
 ], hostContainerNames)
 var queueNames = [
+  eventsQueueName
   jobsQueueName
   poisonQueueName
 ]

@@ -320,15 +320,18 @@ def check_names(deployment: Deployment, defaults: Settings | None = None) -> lis
         return [*problems, f"cannot derive the cloud names: {error}"]
     containers = deployment.created_names(CONTAINERS)
     queues = deployment.created_names(QUEUES)
-    for what, name, created in (
+    if cloud.events_queue is None:
+        problems.append("EVENTS_QUEUE is not set: the cloud app would announce no archived job")
+    for what, used, created in (
         ("archive container", cloud.archive_container, containers),
         ("ledger container", cloud.ledger_container, containers),
         ("jobs queue", cloud.jobs_queue, queues),
         ("poison queue", cloud.poison_queue, queues),
+        ("events queue", cloud.events_queue, queues),
     ):
-        if name not in created:
+        if used is not None and used not in created:
             problems.append(
-                f"the app uses the {what} {name!r}, which the infra does not create ({sorted(created)})"
+                f"the app uses the {what} {used!r}, which the infra does not create ({sorted(created)})"
             )
     # Role assignments and other modules name containers/queues by parameter: they must exist.
     for instance in deployment.modules.values():

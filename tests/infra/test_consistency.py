@@ -53,6 +53,7 @@ def test_design_settings_are_set_explicitly(settings: dict[str, object]) -> None
         "LANGUAGE_API_VERSION",
         "ARCHIVE_CONTAINER",
         "JOBS_QUEUE",
+        "EVENTS_QUEUE",
         "POLL_INITIAL_DELAY_SECONDS",
         "POLL_MAX_DELAY_SECONDS",
         "SWEEP_SCHEDULE",
@@ -192,6 +193,20 @@ DRIFTS = [
         "  jobsQueueName\n]",
         "poison queue 'language-jobs-poison'",
         id="poison-queue-not-created",
+    ),
+    pytest.param(
+        "infra/modules/storage.bicep",
+        "  eventsQueueName\n  jobsQueueName\n",
+        "  jobsQueueName\n",
+        "events queue 'archive-events'",
+        id="events-queue-not-created",
+    ),
+    pytest.param(
+        "infra/main.bicep",
+        "      EVENTS_QUEUE: eventsQueueName\n",
+        "",
+        "EVENTS_QUEUE is not set",
+        id="events-setting-missing",
     ),
     pytest.param(
         "infra/main.bicep",

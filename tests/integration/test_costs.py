@@ -6,6 +6,8 @@ config on it sees them all.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import uuid
 from collections import Counter
@@ -19,6 +21,7 @@ import pytest
 from local.azurite import Azurite
 from local.benchmark import Floor
 from shared.runtime import Runtime, build_runtime
+from shared.settings import Settings
 from shared.worker import Outcome, handle_message
 from tests.conftest import EMULATOR_KEY
 
@@ -52,16 +55,30 @@ class Meter:
         self.calls.clear()
 
 
-@pytest.fixture
-async def metered(stack: Stack) -> AsyncIterator[tuple[Runtime, Meter]]:
+@contextlib.asynccontextmanager
+async def metering(stack: Stack, settings: Settings) -> AsyncIterator[tuple[Runtime, Meter]]:
     meter = Meter(stack)
-    runtime = await build_runtime(stack.settings, trace_configs=[meter.trace])
+    runtime = await build_runtime(settings, trace_configs=[meter.trace])
     # Steady state: the containers exist (their one-time creation is not a per-job cost).
-    for name in (stack.settings.archive_container, stack.settings.ledger_container):
+    for name in (settings.archive_container, settings.ledger_container):
         await stack.blobs.get_container_client(name).create_container()
-    await stack.queues.get_queue_client(stack.settings.jobs_queue).create_queue()
+    await stack.queues.get_queue_client(settings.jobs_queue).create_queue()
     yield runtime, meter
     await runtime.aclose()
+
+
+@pytest.fixture
+async def metered(stack: Stack) -> AsyncIterator[tuple[Runtime, Meter]]:
+    async with metering(stack, stack.settings) as metered:
+        yield metered
+
+
+@pytest.fixture
+async def metered_events(stack: Stack) -> AsyncIterator[tuple[Runtime, Meter]]:
+    """As ``metered``, with EVENTS_QUEUE set to a queue that does not exist yet."""
+    settings = dataclasses.replace(stack.settings, events_queue=f"events-{uuid.uuid4().hex[:12]}")
+    async with metering(stack, settings) as metered:
+        yield metered
 
 
 async def test_job_finished_at_first_poll_costs_one_get_and_one_put_per_blob(
@@ -168,3 +185,56 @@ async def test_benchmark_floor_sends_the_apps_requests_for_the_same_job(
 
     assert meter.calls == app_calls == Counter({("language", "GET"): 2, ("blob", "PUT"): 3})
     assert await stack.blob_names(container=container) == app_blobs
+
+
+# -- with EVENTS_QUEUE set: one more queue message per archived job -----------------------------------
+
+
+async def test_with_events_each_job_costs_one_queue_post_and_the_queue_is_created_once(
+    stack: Stack, metered_events: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered_events
+    first, second = await stack.submit(), await stack.submit()
+
+    await handle_message(json.dumps({"jobId": first}).encode(), dequeue_count=1, runtime=runtime)
+    first_calls = Counter(meter.calls)
+    meter.reset()
+    await handle_message(json.dumps({"jobId": second}).encode(), dequeue_count=1, runtime=runtime)
+
+    # The first send meets a 404, creates the queue and sends again; after that, one POST a job.
+    assert first_calls == Counter(
+        {("language", "GET"): 1, ("blob", "PUT"): 3, ("queue", "POST"): 2, ("queue", "PUT"): 1}
+    )
+    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 3, ("queue", "POST"): 1})
+
+
+@pytest.mark.parametrize(
+    ("dequeue_count", "expected"),
+    [
+        # A redelivered message reads the manifest (GET) where it would probe it (HEAD).
+        (2, {("blob", "GET"): 1, ("queue", "POST"): 1, ("blob", "DELETE"): 1}),
+        # A duplicate first delivery meets the 409s and the probe, then reads the winner's manifest.
+        (
+            1,
+            {("language", "GET"): 1, ("blob", "PUT"): 2, ("blob", "HEAD"): 1, ("blob", "GET"): 1,
+             ("queue", "POST"): 1},
+        ),
+    ],
+    ids=["redelivered", "duplicate"],
+)  # fmt: skip
+async def test_with_events_an_archived_job_found_again_costs_a_manifest_read_and_the_event(
+    stack: Stack,
+    metered_events: tuple[Runtime, Meter],
+    dequeue_count: int,
+    expected: dict[tuple[str, str], int],
+) -> None:
+    runtime, meter = metered_events
+    job_id = await stack.submit()
+    body = json.dumps({"jobId": job_id}).encode()
+    await handle_message(body, dequeue_count=1, runtime=runtime)
+    meter.reset()
+
+    result = await handle_message(body, dequeue_count=dequeue_count, runtime=runtime)
+
+    assert result.outcome is Outcome.ALREADY_ARCHIVED
+    assert meter.calls == Counter(expected)

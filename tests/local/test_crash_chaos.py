@@ -1,7 +1,7 @@
 """The crash-chaos run, small enough for every `make test` (`make chaos` runs 1,000 jobs): worker
 processes SIGKILLed mid-invocation and restarted, storage stopped and restarted, some of the app's
-own messages lost, duplicates, Language faults; judged by storage alone. The full run's numbers
-are in the README."""
+own messages lost, duplicates, Language faults, with EVENTS_QUEUE set; judged by storage alone
+(archive and events). The full run's numbers are in the README."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ async def test_nothing_is_lost_or_corrupt_when_workers_are_killed_and_storage_go
     assert verdict.corrupt == {}
     assert verdict.ok, verdict.problems()
     assert verdict.archived == PLAN.jobs
+    events = verdict.events  # EVENTS_QUEUE is set: every archived job announced, each event sound
+    assert events is not None
+    assert events.announced == PLAN.jobs
+    assert events.unannounced == []
+    assert events.malformed == []
+    assert events.orphans == []
+    assert events.duplicates <= PLAN.jobs / 2
     assert report.kills >= PLAN.kills
     assert report.kills_in_flight >= 1, "no kill landed while an invocation was running"
     assert report.outages >= PLAN.outages

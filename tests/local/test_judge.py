@@ -41,7 +41,10 @@ class Store:
     queues: QueueServiceClient
 
     async def verdict(
-        self, expected: dict[str, Expectation] = EXPECTED, bad: tuple[str, ...] = ()
+        self,
+        expected: dict[str, Expectation] = EXPECTED,
+        bad: tuple[str, ...] = (),
+        events: tuple[str, str] | None = None,
     ) -> Verdict:
         return await judge(
             connection_string=self.connection_string,
@@ -50,6 +53,7 @@ class Store:
             jobs_queue=self.names,
             expected=expected,
             bad_messages=bad,
+            events=events,
         )
 
     async def archive_job(self, job_id: str, status: str = "succeeded") -> None:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.archive import JobRecord, _manifest, render_tasks
+from shared.archive import JobRecord, render_manifest, render_tasks
 from shared.archive_reader import Finding, ManifestUnreadable, Problem, TaskEntry, check_blob, parse_manifest
 from tests.support import BOUNDED
 
@@ -43,7 +43,7 @@ ARCHIVED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def written_manifest() -> bytes:
-    return _manifest(RECORD, render_tasks(JOB_ID, ITEMS), now=ARCHIVED_AT)
+    return render_manifest(RECORD, render_tasks(JOB_ID, ITEMS), now=ARCHIVED_AT)
 
 
 def test_the_manifest_the_app_writes_reads_back_with_every_task_entry() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.archive import SCHEMA_VERSION, JobRecord, TaskBlob, _manifest, manifest_name, render_tasks
+from shared.archive import SCHEMA_VERSION, JobRecord, TaskBlob, manifest_name, render_manifest, render_tasks
 
 JOB_ID = "c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18"
 NER = "EntityRecognitionLROResults"
@@ -264,7 +264,7 @@ def record(**changes: Any) -> JobRecord:
 
 
 def manifest(job: JobRecord, tasks: list[TaskBlob]) -> dict[str, Any]:
-    body = json.loads(_manifest(job, tasks, now=ARCHIVED_AT).decode("utf-8"))
+    body = json.loads(render_manifest(job, tasks, now=ARCHIVED_AT).decode("utf-8"))
     assert isinstance(body, dict)
     return body
 
@@ -348,7 +348,7 @@ def test_manifest_lists_a_failed_task_with_zero_counts() -> None:
 
 
 def test_manifest_is_utf8_json() -> None:
-    data = _manifest(record(display_name="Zürich run", metadata={"city": "東京"}), [], now=ARCHIVED_AT)
+    data = render_manifest(record(display_name="Zürich run", metadata={"city": "東京"}), [], now=ARCHIVED_AT)
 
     body = json.loads(data.decode("utf-8"))
 

@@ -50,6 +50,7 @@ def test_defaults_are_those_of_the_design_table() -> None:
     assert settings.poll_max_delay_seconds == 300
     assert settings.sweep_schedule == "0 */5 * * * *"
     assert settings.sweep_grace_seconds == 300
+    assert settings.events_queue is None
 
 
 def test_declared_settings_and_defaults_match_the_design_table() -> None:
@@ -64,6 +65,7 @@ def test_declared_settings_and_defaults_match_the_design_table() -> None:
         "POLL_MAX_DELAY_SECONDS": "300",
         "SWEEP_SCHEDULE": "0 */5 * * * *",
         "SWEEP_GRACE_SECONDS": "300",
+        "EVENTS_QUEUE": None,
         "APPLICATIONINSIGHTS_CONNECTION_STRING": None,
     }
     assert {spec.name for spec in SETTINGS if spec.required} == {"LANGUAGE_ENDPOINT", "AzureWebJobsStorage"}
@@ -532,3 +534,32 @@ def test_every_settings_error_is_a_single_line(env: dict[str, str]) -> None:
     assert message
     assert "\n" not in message
     assert "\r" not in message
+
+
+# --- EVENTS_QUEUE ----------------------------------------------------------------------------------
+
+
+def test_events_queue_is_unset_by_default_so_no_events_are_sent() -> None:
+    assert load().events_queue is None
+    assert load(EVENTS_QUEUE="  ").events_queue is None
+
+
+def test_events_queue_is_read_as_a_queue_name() -> None:
+    assert load(EVENTS_QUEUE="archive-events").events_queue == "archive-events"
+
+
+@pytest.mark.parametrize("value", ["Archive-Events", "ev", "a--b", "x" * 64, "events_queue"])
+def test_invalid_events_queue_name_is_one_line_naming_the_setting(value: str) -> None:
+    message = settings_error({**BASE, "EVENTS_QUEUE": value})
+
+    assert message.startswith("EVENTS_QUEUE ")
+    assert "valid queue name" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["language-jobs", "language-jobs-poison"])
+def test_events_queue_cannot_be_the_jobs_queue_or_its_poison_queue(value: str) -> None:
+    message = settings_error({**BASE, "EVENTS_QUEUE": value})
+
+    assert message.startswith("EVENTS_QUEUE ")
+    assert "a queue of its own" in message
