@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from local.upstream import submit_job
 from shared.telemetry import (
     ATTEMPT,
