@@ -49,7 +49,7 @@ class Round:
     def environ(self) -> dict[str, str]:
         return {
             "LANGUAGE_ENDPOINT": self.scenario.language_url,
-            "LANGUAGE_APIKEY": KEY,
+            "LANGUAGE_API_KEY": KEY,
             "AzureWebJobsStorage": self.scenario.connection_string,
             "JOBS_QUEUE": f"bench-{self.scenario.name}",
             "ARCHIVE_CONTAINER": self.container("app"),
