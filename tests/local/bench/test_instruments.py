@@ -1,4 +1,4 @@
-"""The benchmark's own measuring instruments (``local.bench``)."""
+"""The benchmark's own measuring instruments (``local.bench.instruments``)."""
 
 from __future__ import annotations
 
