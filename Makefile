@@ -65,12 +65,12 @@ demo: $(PY_STAMP) $(NODE_STAMP)
 
 # Numbers behind the performance and cost claims (cold start, throughput, requests per job).
 bench: $(PY_STAMP) $(NODE_STAMP)
-	$(PY) -m local.benchmark
+	$(PY) -m local.bench
 
 # The operator command line over 2,000 and 10,000 archived jobs: jobs/s and peak RSS of verify --all
 # and export (memory must not grow with the archive). Not part of `make test`: it takes minutes.
 bench-cli: $(PY_STAMP) $(NODE_STAMP)
-	$(PY) -m local.bench_cli
+	$(PY) -m local.bench.cli
 
 # Nothing lost when the machine dies: 1,000 jobs, worker processes SIGKILLed mid-invocation and
 # restarted, storage stopped twice, lost messages, duplicates; judged by storage alone (README,
@@ -84,7 +84,7 @@ soak: $(PY_STAMP) $(NODE_STAMP)
 
 # Where the app's CPU goes: two app rounds under cProfile, own time grouped by package, top functions.
 bench-profile: $(PY_STAMP) $(NODE_STAMP)
-	$(PY) -m local.benchmark --profile
+	$(PY) -m local.bench --profile
 
 clean:
 	rm -rf $(VENV) $(VENV_CHECKOV) $(VENV_WORKFLOWS) node_modules .pytest_cache .mypy_cache .ruff_cache .demo

@@ -41,10 +41,10 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueClient
 
-from local.azurite import Azurite, connection_string
+from local.bench.latency import LatencyProxy
 from local.emulator import EmulatorConfig, Faults, serve
+from local.host.azurite import Azurite, connection_string
 from local.judge import Expectation, Verdict, judge
-from local.latency import LatencyProxy
 from local.upstream import enqueue, submit_job
 
 __all__ = ["LIFECYCLES", "ChaosPlan", "ChaosReport", "Lifecycle", "WorkerProcess", "run_chaos"]

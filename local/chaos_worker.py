@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 import function_app
-from local.runner import QueueRunner
+from local.host.runner import QueueRunner
 from shared.runtime import close_process_runtime
 
 _STATUS_SECONDS: Final = 0.05

@@ -29,9 +29,9 @@ from azure.storage.queue.aio import QueueClient
 
 import cli
 import function_app
-from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
-from local.runner import QueueRunner
+from local.host.azurite import Azurite
+from local.host.runner import QueueRunner
 from local.upstream import enqueue, job_message, submit_job
 from shared.runtime import close_process_runtime
 

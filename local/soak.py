@@ -23,9 +23,9 @@ from pathlib import Path
 import aiohttp
 from azure.storage.queue.aio import QueueClient
 
-from local.azurite import Azurite
 from local.chaos import WorkerProcess
 from local.emulator import EmulatorConfig, serve
+from local.host.azurite import Azurite
 from local.upstream import enqueue, submit_job
 
 _KEY = "soak-key-0123456789abcdef"

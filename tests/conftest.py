@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 
-from local.azurite import Azurite
 from local.emulator import EmulatorConfig, serve
+from local.host.azurite import Azurite
 from tests.support import IdentityEndpoint, serve_local
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
 import function_app
-from local.azurite import Azurite
-from local.runner import functions_of
+from local.host.azurite import Azurite
+from local.host.functions import functions_of
 from local.upstream import submit_job
 from shared.runtime import close_process_runtime
 from shared.settings import Settings, load_settings

@@ -32,7 +32,8 @@ from azure.functions.timer import TimerRequest
 from azure.storage.queue.aio import QueueServiceClient
 
 import function_app
-from local.runner import QueueRunner, functions_of
+from local.host.functions import functions_of
+from local.host.runner import QueueRunner
 from local.upstream import enqueue
 from shared.language import InPlaceRetry
 from shared.runtime import build_runtime, close_process_runtime, install_process_runtime, process_runtime

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 from azure.storage.blob.aio import BlobServiceClient
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from local.upstream import submit_job
 from shared.messages import JobMessage
 from shared.telemetry import METER_NAME, Metric

@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from local.azurite import Azurite, connection_string
+from local.host.azurite import Azurite, connection_string
 from shared.events import ArchiveEvents
 from shared.runtime import Runtime, build_runtime
 from shared.sweep import run_sweep

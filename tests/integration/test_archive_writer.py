@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 from yarl import URL
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from shared.archive import (
     SCHEMA_VERSION,
     ArchiveWriter,

@@ -23,9 +23,9 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueClient
 
 import function_app
-from local.azurite import Azurite
 from local.emulator import EmulatorConfig, Faults, serve
-from local.runner import QueueRunner
+from local.host.azurite import Azurite
+from local.host.runner import QueueRunner
 from local.upstream import enqueue, submit_job
 from shared.language import InPlaceRetry
 from shared.runtime import build_runtime, close_process_runtime, install_process_runtime

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from local.azurite import Azurite
-from local.benchmark import Floor
+from local.bench.floor import Floor
+from local.host.azurite import Azurite
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
 from shared.worker import Outcome, handle_message

@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 from yarl import URL
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from shared.ledger import Ledger, LedgerEntry
 from shared.messages import JobMessage
 from shared.settings import Settings, StorageSettings

@@ -12,8 +12,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 import function_app
-from local.azurite import DEV_ACCOUNT_KEY
-from local.runner import QueueRunner
+from local.host.azurite import DEV_ACCOUNT_KEY
+from local.host.runner import QueueRunner
 from local.upstream import enqueue
 from shared.runtime import close_process_runtime
 from tests.conftest import EMULATOR_KEY

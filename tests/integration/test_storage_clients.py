@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from shared.settings import StorageSettings
 from shared.storage import StorageClients, open_storage
 from tests.support import FakeCredential, LocalServers, RecordingServer

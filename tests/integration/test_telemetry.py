@@ -11,7 +11,7 @@ from typing import Any, Final
 import aiohttp
 import pytest
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from local.upstream import submit_job
 from shared.telemetry import (
     ATTEMPT,

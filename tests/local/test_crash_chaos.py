@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from local.azurite import Azurite
 from local.chaos import LIFECYCLES, ChaosPlan, WorkerProcess, run_chaos
+from local.host.azurite import Azurite
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

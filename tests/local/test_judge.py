@@ -14,7 +14,7 @@ import pytest
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from local.judge import Expectation, Verdict, judge
 from shared.archive import ArchiveWriter, JobRecord, render_tasks
 

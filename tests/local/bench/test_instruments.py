@@ -1,4 +1,4 @@
-"""The benchmark's own measuring instruments (``local.benchmark``)."""
+"""The benchmark's own measuring instruments (``local.bench.instruments``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from local.benchmark import CpuClock, Side, ratio
+from local.bench.instruments import CpuClock, Side, ratio
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CpuClock reads Linux /proc")
 

@@ -43,7 +43,7 @@ __all__ = [
     "connection_string",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 # The emulator's well-known development account: public, documented, and accepted by nothing else.
 DEV_ACCOUNT_NAME = "devstoreaccount1"

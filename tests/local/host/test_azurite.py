@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient as SyncBlobServiceClient
 from azure.storage.queue import QueueServiceClient as SyncQueueServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from local.azurite import Azurite, AzuriteError
+from local.host.azurite import Azurite, AzuriteError
 
 
 def gone(pid: int) -> bool:

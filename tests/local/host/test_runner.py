@@ -13,11 +13,12 @@ import azure.functions as func
 import pytest
 from azure.functions.decorators.function_app import Function
 
-from local.azurite import Azurite
-from local.runner import QueueRunner, functions_of
+from local.host.azurite import Azurite
+from local.host.functions import functions_of
+from local.host.runner import QueueRunner
 from tests.conftest import REPO_ROOT
-from tests.local.conftest import MakeSetup, encode, write_host_json
-from tests.local.testapp import Recorder, make_app
+from tests.local.host.conftest import MakeSetup, encode, write_host_json
+from tests.local.host.testapp import Recorder, make_app
 
 
 async def fail(_: object) -> None:
@@ -345,7 +346,7 @@ async def test_a_message_leased_by_a_killed_worker_returns_after_its_lease_with_
     await setup.send("crash me")
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "tests.local.lease_worker", runner_azurite.connection_string, setup.queue.queue_name),
+        *("-m", "tests.local.host.lease_worker", runner_azurite.connection_string, setup.queue.queue_name),
         *(str(host_json), "3"),
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,

@@ -1,5 +1,5 @@
 """A queue runner in a process of its own whose function never returns, so a test can SIGKILL it in
-the middle of an invocation: ``python -m tests.local.lease_worker CONN QUEUE HOST_JSON LEASE``.
+the middle of an invocation: ``python -m tests.local.host.lease_worker CONN QUEUE HOST_JSON LEASE``.
 
 It prints ``invoked <dequeue count>`` once the invocation has started."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import azure.functions as func
 
-from local.runner import QueueRunner
-from tests.local.testapp import Recorder, make_app
+from local.host.runner import QueueRunner
+from tests.local.host.testapp import Recorder, make_app
 
 
 async def main(connection_string: str, queue: str, host_json: Path, lease: int) -> None:

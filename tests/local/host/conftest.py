@@ -15,9 +15,9 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from local.azurite import Azurite
-from local.runner import QueueRunner
-from tests.local.testapp import Recorder, make_app
+from local.host.azurite import Azurite
+from local.host.runner import QueueRunner
+from tests.local.host.testapp import Recorder, make_app
 
 FAST_QUEUES: dict[str, Any] = {
     "batchSize": 4,

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from local.latency import LatencyProxy
+from local.bench.latency import LatencyProxy
 from tests.support import serve_local
 
 

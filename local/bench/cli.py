@@ -26,11 +26,11 @@ from typing import Any
 
 from azure.storage.blob.aio import BlobServiceClient
 
-from local.azurite import Azurite
+from local.host.azurite import Azurite
 from shared.archive import ArchiveWriter, JobRecord, render_tasks
 from shared.streams import each, ordered_map
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _WRITE_CONCURRENCY = 64
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from local.ncrontab import NCrontab, next_occurrence
+from local.host.ncrontab import NCrontab, next_occurrence
 
 
 def at(text: str) -> datetime:

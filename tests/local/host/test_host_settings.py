@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.runner import HOST_JSON, HostQueueSettings, parse_timespan
+from local.host.settings import HOST_JSON, HostQueueSettings, parse_timespan
 
 
 def host_json(tmp_path: Path, queues: object) -> Path:
@@ -80,3 +80,16 @@ def test_bad_setting_is_a_value_error_naming_it(tmp_path: Path, queues: object, 
 def test_missing_host_json_is_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"nowhere\.json"):
         HostQueueSettings.from_host_json(tmp_path / "nowhere.json")
+
+
+def test_base64_messages_are_decoded() -> None:
+    assert HostQueueSettings(message_encoding="base64").decode("aGVsbG8=") == b"hello"
+
+
+def test_messages_without_encoding_are_taken_as_utf8_text() -> None:
+    assert HostQueueSettings(message_encoding="none").decode("h\u00e9llo") == "h\u00e9llo".encode()
+
+
+def test_a_message_that_is_not_base64_cannot_be_decoded() -> None:
+    with pytest.raises(ValueError, match="not valid base64"):
+        HostQueueSettings(message_encoding="base64").decode("not base64!")

@@ -8,7 +8,7 @@ request/response turn costs one extra ``delay``, whatever its size, and an idle 
     async with LatencyProxy.start(upstream_port=azurite_blob_port, delay=0.015) as proxy:
         url = f"http://127.0.0.1:{proxy.port}/devstoreaccount1"
 
-``python -m local.latency --upstream-port N --delay-ms 15`` runs one in the foreground.
+``python -m local.bench.latency --upstream-port N --delay-ms 15`` runs one in the foreground.
 """
 
 from __future__ import annotations
