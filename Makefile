@@ -76,11 +76,11 @@ bench-cli: $(PY_STAMP) $(NODE_STAMP)
 # restarted, storage stopped twice, lost messages, duplicates; judged by storage alone (README,
 # "Reliability"). Under 10 minutes on 2 cores; `make test` runs a small version.
 chaos: $(PY_STAMP) $(NODE_STAMP)
-	$(PY) -m local.chaos --jobs 1000
+	$(PY) -m local.proof.chaos --jobs 1000
 
 # 5,000 jobs through one worker process: its memory must level off.
 soak: $(PY_STAMP) $(NODE_STAMP)
-	$(PY) -m local.soak --jobs 5000 --every 1000
+	$(PY) -m local.proof.soak --jobs 5000 --every 1000
 
 # Where the app's CPU goes: two app rounds under cProfile, own time grouped by package, top functions.
 bench-profile: $(PY_STAMP) $(NODE_STAMP)

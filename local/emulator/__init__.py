@@ -1,4 +1,5 @@
 """A contract-faithful emulator of Azure AI Language analyze-text jobs (dev and tests only).
+The rest of ``local/`` and the tests may import it; it imports nothing of the app (``shared/``).
 
 A real aiohttp HTTP server implementing the REST contract in ../shared/language-api/CONTRACT.md
 (beside the checkout) for EntityRecognition and CustomEntityRecognition. It deliberately shares no code

@@ -9,9 +9,9 @@ checks the promise of DESIGN.md ("every accepted job ends with exactly one manif
 - no blob lies outside the layout: no task blob that its manifest does not list, no unknown job;
 - no pending ledger record and no message on the jobs queue are left;
 - every poison message is accounted for: a deliberately bad message, or a job that was archived;
-- with an events queue, every archived job is announced, as ``local.judge_events`` judges it.
+- with an events queue, every archived job is announced, as ``local.proof.judge_events`` judges it.
 
-Used by the crash-chaos run (``local.chaos``) and its tests; reading only, except that poison
+Used by the crash-chaos run (``local.proof.chaos``) and its tests; reading only, except that poison
 messages are received (made invisible for a while) to be read past the 32 a peek shows.
 """
 
@@ -30,7 +30,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from local.judge_events import EventVerdict, judge_events
+from local.proof.judge_events import EventVerdict, judge_events
 
 __all__ = ["Expectation", "Verdict", "judge"]
 

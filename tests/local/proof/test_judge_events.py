@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from local.judge import Expectation, Verdict
+from local.proof.judge import Expectation, Verdict
 from shared.events import archive_event
 
 from .test_judge import EXPECTED, JOB, OTHER, Store, store

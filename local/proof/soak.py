@@ -1,12 +1,12 @@
 """``make soak``: 5,000 jobs through one worker process; its memory must level off.
 
-One ``local.chaos_worker`` process (the real ``function_app`` through the local queue runner) takes
+One ``local.proof.chaos_worker`` process (the real ``function_app`` through the local queue runner) takes
 every job from the queue, on Azurite and the Language emulator (no faults: this measures memory,
 not recovery). At every 1,000 jobs it prints the worker's resident memory now and its peak so far.
 It passes when the peak grew by at most ``--max-growth`` (default 10 %) over the second half of the
 run: a leak per job would keep it climbing.
 
-    python -m local.soak --jobs 5000 --every 1000
+    python -m local.proof.soak --jobs 5000 --every 1000
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 import aiohttp
 from azure.storage.queue.aio import QueueClient
 
-from local.chaos import WorkerProcess
 from local.emulator import EmulatorConfig, serve
 from local.host.azurite import Azurite
+from local.proof.workers import WorkerProcess
 from local.upstream import enqueue, submit_job
 
 _KEY = "soak-key-0123456789abcdef"

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from local.chaos import LIFECYCLES, ChaosPlan, WorkerProcess, run_chaos
 from local.host.azurite import Azurite
+from local.proof.chaos import run_chaos
+from local.proof.plan import LIFECYCLES, ChaosPlan
+from local.proof.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

@@ -1,6 +1,6 @@
 """One worker process of the crash-chaos run: the real ``function_app`` through the local queue runner.
 
-``python -m local.chaos_worker --name w1 --status FILE [--timer] [--lease-seconds 10]`` reads the
+``python -m local.proof.chaos_worker --name w1 --status FILE [--timer] [--lease-seconds 10]`` reads the
 app settings from the environment like the Functions host, serves the jobs queue (and the sweep
 timer with ``--timer``) until SIGTERM, or until SIGKILL when the chaos run kills it. Every
 ``_STATUS_SECONDS`` it replaces FILE with ``{"inFlight": n, "invoked": n, "pid": n}``, so the run

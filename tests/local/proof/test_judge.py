@@ -15,7 +15,7 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueServiceClient
 
 from local.host.azurite import Azurite
-from local.judge import Expectation, Verdict, judge
+from local.proof.judge import Expectation, Verdict, judge
 from shared.archive import ArchiveWriter, JobRecord, render_tasks
 
 JOB = str(uuid.UUID(int=1))
