@@ -1,0 +1,170 @@
+"""The Language request budget as pure functions: shared state in, shared state out, clock passed in.
+
+All instances share one ``BudgetState`` (kept in a blob, see ``shared.throttle``). It is a token
+bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times an AIMD factor:
+
+- **Bucket.** Tokens refill at ``rate * factor`` per second up to ``capacity`` (``burst_seconds``
+  of the full rate). An instance takes tokens in batches and may spend them up to ``hold_seconds``
+  later (then they expire). In any 60-s window the app therefore spends at most
+  ``capacity + rate * (60 + hold_seconds)``: the tokens in the bucket at the window's start, those
+  refilled inside it, and those taken in the ``hold_seconds`` before it. ``BudgetLimits`` keeps
+  ``burst_seconds + hold_seconds <= 6`` so that this stays within the budget + 10 %.
+- **AIMD.** A 429 means someone else uses the quota (the upstream's submissions, another app): the
+  factor halves (multiplicative decrease), the bucket empties and nothing is granted before
+  ``throttled_until`` (the service's ``Retry-After``). Afterwards the factor climbs back linearly to
+  1 over ``recover_seconds`` (additive increase): jumping straight back to the full rate would hit
+  the same limit again at once, and every instance would be refused together; a slow climb finds
+  the rate the service now allows and stays just under it. A 429 reported while a known pause is
+  still running only lengthens the pause: one storm halves the rate once, not once per request.
+- **Pending jobs.** An estimate of the jobs waiting for polls (instances add the jobs they start
+  and remove those they end; the sweep sets the exact count from the ledger). ``cycle_seconds`` is
+  how long one poll of every pending job takes at the current rate: no job needs polling more
+  often than that, so the worker never spends the budget re-polling a job that was just seen
+  running while others wait.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Final
+
+__all__ = [
+    "MAX_PAUSE_SECONDS",
+    "BudgetLimits",
+    "BudgetState",
+    "advance",
+    "cycle_seconds",
+    "effective_rate",
+    "ready_at",
+    "take",
+    "throttle",
+    "with_pending",
+]
+
+#: A rate limit counts requests per minute: no 429 needs a pause longer than that, whatever a
+#: proxy writes in Retry-After (the job itself is rescheduled through the queue meanwhile).
+MAX_PAUSE_SECONDS: Final = 60.0
+#: A 429 without a usable Retry-After still pauses everyone this long.
+DEFAULT_PAUSE_SECONDS: Final = 2.0
+#: The most the window may exceed the budget (DESIGN.md: a burst of at most 10 % over).
+BURST_ALLOWANCE: Final = 0.10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetLimits:
+    """How the budget behaves; ``per_minute`` is the setting, the rest are tuned defaults."""
+
+    per_minute: int
+    burst_seconds: float = 2.5
+    hold_seconds: float = 3.0
+    min_factor: float = 0.1
+    decrease: float = 0.5
+    recover_seconds: float = 60.0  # from min_factor back to 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.per_minute, int) or self.per_minute < 1:
+            raise ValueError(f"per_minute must be an integer >= 1, got {self.per_minute!r}")
+        if not (0 < self.burst_seconds and 0 <= self.hold_seconds):
+            raise ValueError("burst_seconds must be > 0 and hold_seconds >= 0")
+        if self.burst_seconds + self.hold_seconds > 60 * BURST_ALLOWANCE:
+            raise ValueError("burst_seconds + hold_seconds must stay within 10 % of a minute (6 s)")
+        if not (0 < self.min_factor <= 1 and 0 < self.decrease < 1 and self.recover_seconds > 0):
+            raise ValueError("min_factor in (0, 1], decrease in (0, 1), recover_seconds > 0")
+
+    @property
+    def rate(self) -> float:
+        """Requests per second at the full budget."""
+        return self.per_minute / 60.0
+
+    @property
+    def capacity(self) -> float:
+        return self.rate * self.burst_seconds
+
+    @property
+    def batch(self) -> int:
+        """The most tokens one take asks for: half the bucket, so two instances can share a burst."""
+        return max(1, math.floor(self.capacity / 2))
+
+    def window_bound(self) -> float:
+        """The most requests any 60-s window can hold (see the module docstring)."""
+        return self.capacity + self.rate * (60.0 + self.hold_seconds)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetState:
+    """The shared state; times are seconds since the epoch (``time.time()`` or a virtual clock)."""
+
+    tokens: float
+    stamp: float
+    factor: float = 1.0
+    throttled_until: float = 0.0
+    pending: float = 0.0
+
+    @classmethod
+    def initial(cls, limits: BudgetLimits, now: float) -> BudgetState:
+        # Start empty: a fresh blob (or one recreated after a loss) must not add a whole bucket to
+        # a window that may already hold requests.
+        return cls(tokens=0.0, stamp=now)
+
+
+def effective_rate(limits: BudgetLimits, state: BudgetState) -> float:
+    return limits.rate * state.factor
+
+
+def advance(limits: BudgetLimits, state: BudgetState, now: float) -> BudgetState:
+    """The state at ``now``: tokens refilled and the factor climbed since ``stamp`` (never backwards)."""
+    if now <= state.stamp:
+        return state
+    start = max(state.stamp, state.throttled_until)
+    if now <= start:
+        return replace(state, stamp=now)
+    elapsed = now - start
+    slope = (1.0 - limits.min_factor) / limits.recover_seconds
+    climbing = min(elapsed, max(0.0, (1.0 - state.factor) / slope))
+    # Integral of the factor: linear while climbing, 1 afterwards.
+    area = state.factor * climbing + slope * climbing * climbing / 2 + (elapsed - climbing)
+    return replace(
+        state,
+        tokens=min(limits.capacity, state.tokens + limits.rate * area),
+        factor=min(1.0, state.factor + slope * elapsed),
+        stamp=now,
+    )
+
+
+def take(limits: BudgetLimits, state: BudgetState, now: float, wanted: int) -> tuple[BudgetState, int]:
+    """Take up to ``wanted`` whole tokens (at most ``limits.batch``); the new state and how many."""
+    state = advance(limits, state, now)
+    if now < state.throttled_until or wanted < 1:
+        return state, 0
+    granted = min(wanted, limits.batch, math.floor(state.tokens + 1e-9))
+    return replace(state, tokens=max(0.0, state.tokens - granted)), granted
+
+
+def ready_at(limits: BudgetLimits, state: BudgetState, now: float) -> float:
+    """When the next token will be there (a little early at worst never: the factor only grows)."""
+    state = advance(limits, state, now)
+    start = max(now, state.throttled_until)
+    missing = max(0.0, 1.0 - state.tokens)
+    return start + missing / effective_rate(limits, state)
+
+
+def throttle(limits: BudgetLimits, state: BudgetState, now: float, retry_after: float | None) -> BudgetState:
+    """A 429: pause everyone for ``Retry-After`` and, unless this pause is already known, halve the rate."""
+    state = advance(limits, state, now)
+    pause = DEFAULT_PAUSE_SECONDS if retry_after is None or not retry_after >= 0 else retry_after
+    until = now + min(pause, MAX_PAUSE_SECONDS)
+    known = now < state.throttled_until
+    factor = state.factor if known else max(limits.min_factor, state.factor * limits.decrease)
+    return replace(state, tokens=0.0, factor=factor, throttled_until=max(until, state.throttled_until))
+
+
+def with_pending(state: BudgetState, *, delta: float = 0.0, exact: float | None = None) -> BudgetState:
+    """Pending jobs moved by ``delta`` (instances), or set to ``exact`` (the sweep); never negative."""
+    value = exact if exact is not None else state.pending + delta
+    return replace(state, pending=max(0.0, value))
+
+
+def cycle_seconds(limits: BudgetLimits, state: BudgetState) -> float:
+    """Seconds for one poll of every pending job at the current rate."""
+    return state.pending / effective_rate(limits, state)
