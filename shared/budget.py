@@ -65,7 +65,7 @@ class BudgetLimits:
     def __post_init__(self) -> None:
         if not isinstance(self.per_minute, int) or self.per_minute < 1:
             raise ValueError(f"per_minute must be an integer >= 1, got {self.per_minute!r}")
-        if not (0 < self.burst_seconds and 0 <= self.hold_seconds):
+        if not (self.burst_seconds > 0 and self.hold_seconds >= 0):
             raise ValueError("burst_seconds must be > 0 and hold_seconds >= 0")
         if self.burst_seconds + self.hold_seconds > 60 * BURST_ALLOWANCE:
             raise ValueError("burst_seconds + hold_seconds must stay within 10 % of a minute (6 s)")

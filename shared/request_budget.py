@@ -63,7 +63,7 @@ from .budget import (
 )
 from .storage import create_container_if_missing
 
-__all__ = ["BUDGET_BLOB", "BlobBudgetStore", "BudgetStore", "RequestBudget", "Unlimited"]
+__all__ = ["BUDGET_BLOB", "BlobBudgetStore", "BudgetStore", "Permits", "RequestBudget", "Unlimited"]
 
 _log = logging.getLogger("archiver.budget")
 
@@ -133,6 +133,26 @@ class BlobBudgetStore:
         return str(result["etag"])
 
 
+class Permits(Protocol):
+    """What the Language client and the worker ask of a request budget."""
+
+    async def acquire(self, *, deadline: float | None = None) -> float:
+        """Wait until one request may be sent; the seconds waited."""
+        ...
+
+    async def throttled(self, retry_after: float | None) -> None:
+        """The service answered 429."""
+        ...
+
+    def estimated_wait(self) -> float: ...
+
+    def cycle_seconds(self) -> float: ...
+
+    def jobs_changed(self, delta: int) -> None: ...
+
+    async def set_pending(self, count: int) -> None: ...
+
+
 class Unlimited:
     """No budget: every request goes at once (tools and tests that talk to the emulator alone)."""
 
@@ -155,7 +175,7 @@ class Unlimited:
         return None
 
 
-class RequestBudget(Unlimited):
+class RequestBudget:
     """This instance's side of the shared budget: local tokens, the waiters, and the swaps."""
 
     def __init__(

@@ -18,11 +18,13 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from .archive import ArchiveWriter
 from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
+from .budget import BudgetLimits
 from .http import SessionHolder
 from .language import InPlaceRetry, LanguageClient
 from .ledger import Ledger
 from .policy import PollPolicy
 from .queues import JobQueues
+from .request_budget import BlobBudgetStore, Permits, RequestBudget
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
 from .telemetry import Telemetry, configure_telemetry
@@ -51,6 +53,8 @@ class Runtime:
     queues: JobQueues
     policy: PollPolicy
     telemetry: Telemetry
+    #: The Language request budget shared by every instance (the client asks it before each request).
+    budget: Permits
     clock: Callable[[], datetime] = _utcnow
     rand: Callable[[], float] = random.random
     # Owned resources, closed by aclose().
@@ -75,9 +79,11 @@ async def build_runtime(
     language_credential: AsyncTokenCredential | None = None,
     trace_configs: Sequence[aiohttp.TraceConfig] = (),
     telemetry: Telemetry | None = None,
+    budget: Permits | None = None,
 ) -> Runtime:
     """Wire the clients for ``settings`` on the running loop (tests pass their own clock/rand);
-    telemetry as the settings say unless given (configured once per process)."""
+    telemetry as the settings say unless given (configured once per process); the request budget
+    shared through storage unless given (tests pass ``Unlimited()`` or their own)."""
     telemetry = configure_telemetry(settings) if telemetry is None else telemetry
     sessions = SessionHolder(trace_configs=trace_configs)
     session = await sessions.get()
@@ -87,6 +93,12 @@ async def build_runtime(
         session=session,
         credential=storage_credential(settings) if settings.storage.uses_identity else None,
     )
+    if budget is None:
+        budget = RequestBudget(
+            store=BlobBudgetStore(container=storage.container(settings.ledger_container)),
+            limits=BudgetLimits(per_minute=settings.language_max_requests_per_minute),
+            rand=rand,
+        )
     return Runtime(
         settings=settings,
         language=LanguageClient(
@@ -98,6 +110,7 @@ async def build_runtime(
             rand=rand,
             timeout=language_timeout,
             telemetry=telemetry,
+            budget=budget,
         ),
         archive=ArchiveWriter(container=storage.container(settings.archive_container)),
         ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
@@ -106,6 +119,7 @@ async def build_runtime(
         ),
         policy=PollPolicy.from_settings(settings),
         telemetry=telemetry,
+        budget=budget,
         clock=clock,
         rand=rand,
         _auth=auth,

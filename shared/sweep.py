@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
+from azure.core.exceptions import AzureError
+
 from .ledger import is_overdue
 from .messages import InvalidMessage
 from .runtime import Runtime
@@ -52,14 +54,23 @@ async def _sweep(runtime: Runtime) -> SweepReport:
     now = runtime.clock()
     grace = timedelta(seconds=runtime.settings.sweep_grace_seconds)
     overdue: list[str] = []
+    complete = True
     async for entry in runtime.ledger.entries():
         report.scanned += 1
         if is_overdue(entry.next_poll_at, now=now, grace=grace):
             overdue.append(entry.job_id)
             if len(overdue) >= MAX_PER_RUN:
+                complete = False
                 break
     report.overdue = len(overdue)
     runtime.telemetry.ledger_swept(pending=report.scanned, overdue=report.overdue)
+    if complete:
+        # The exact count corrects the instances' running estimate of pending jobs, on which the
+        # request budget spaces the polls (one storage write per sweep).
+        try:
+            await runtime.budget.set_pending(report.scanned)
+        except AzureError as exc:
+            _log.warning("sweep could not share the pending count with the request budget (%s)", exc)
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def visit(job_id: str) -> None:
