@@ -65,8 +65,8 @@ class BudgetLimits:
     def __post_init__(self) -> None:
         if not isinstance(self.per_minute, int) or self.per_minute < 1:
             raise ValueError(f"per_minute must be an integer >= 1, got {self.per_minute!r}")
-        if not (self.burst_seconds > 0 and self.hold_seconds >= 0):
-            raise ValueError("burst_seconds must be > 0 and hold_seconds >= 0")
+        if not (self.burst_seconds > 0 and self.hold_seconds > 0):
+            raise ValueError("burst_seconds and hold_seconds must be > 0")
         if self.burst_seconds + self.hold_seconds > 60 * BURST_ALLOWANCE:
             raise ValueError("burst_seconds + hold_seconds must stay within 10 % of a minute (6 s)")
         if not (0 < self.min_factor <= 1 and 0 < self.decrease < 1 and self.recover_seconds > 0):
@@ -141,11 +141,14 @@ def take(limits: BudgetLimits, state: BudgetState, now: float, wanted: int) -> t
     return replace(state, tokens=max(0.0, state.tokens - granted)), granted
 
 
-def ready_at(limits: BudgetLimits, state: BudgetState, now: float) -> float:
-    """When the next token will be there (a little early at worst never: the factor only grows)."""
+def ready_at(limits: BudgetLimits, state: BudgetState, now: float, wanted: int = 1) -> float:
+    """When ``wanted`` tokens (at most a batch) will be there; never late, since the factor only grows.
+
+    Waiting for a whole batch when that many requests wait is what keeps the storage cost at one
+    transaction per batch at full rate: those requests could not go sooner anyway."""
     state = advance(limits, state, now)
     start = max(now, state.throttled_until)
-    missing = max(0.0, 1.0 - state.tokens)
+    missing = max(0.0, min(max(wanted, 1), limits.batch) - state.tokens)
     return start + missing / effective_rate(limits, state)
 
 

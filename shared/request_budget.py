@@ -287,6 +287,12 @@ class RequestBudget:
 
     async def _take(self, now: float) -> float | None:
         """One take for the waiters; ``None`` when tokens came, else when to try again."""
+        if self._state is not None:
+            # No storage round trip while the last state seen says the batch is not there yet:
+            # other instances can only have taken tokens since, never added any.
+            due = ready_at(self.limits, self._state, now, len(self._waiters))
+            if due > now:
+                return due
         granted = 0
 
         def step(state: BudgetState, at: float) -> BudgetState:
@@ -305,7 +311,7 @@ class RequestBudget:
             return None
         if now < state.throttled_until:
             self._paused_until = max(self._paused_until, state.throttled_until)
-        return ready_at(self.limits, state, self._clock())
+        return ready_at(self.limits, state, self._clock(), len(self._waiters))
 
     async def _update(self, change: Callable[[BudgetState, float], BudgetState]) -> BudgetState | None:
         """Apply ``change`` to the shared state by compare-and-swap (reading only after a conflict);
