@@ -327,6 +327,8 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 "POLL_MAX_DELAY_SECONDS": "4",
                 "SWEEP_SCHEDULE": plan.sweep_schedule,
                 "SWEEP_GRACE_SECONDS": str(plan.sweep_grace_seconds),
+                # Crash safety, not the budget, is judged here: its blob is in play, its limit is not.
+                "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "60000",
             }
             jobs = await _submit(http, emulator.base_url, plan)
             expected = {
@@ -533,7 +535,8 @@ class _Progress:
             async with BlobServiceClient.from_connection_string(
                 self._connection_string, retry_total=0
             ) as blobs:
-                if [b async for b in blobs.get_container_client(f"{self._archive}-ledger").list_blobs()]:
+                ledger = blobs.get_container_client(f"{self._archive}-ledger")
+                if [b async for b in ledger.list_blobs() if b.name.endswith(".json")]:  # not the budget's
                     self._idle_since = None
                     return False
                 archive = blobs.get_container_client(self._archive)
