@@ -40,7 +40,8 @@ Admin API (no auth, no faults, not counted in the stats; JSON bodies):
                            sliding 60-s window, refused requests not counted, 429 + Retry-After).
   GET  /_emulator/rate-limit  the limit and its counts: {"requestsPerMinute", "countSubmissions",
                            "accepted", "refused", "acceptedInWindow", "refusedInWindow",
-                           "maxAcceptedInWindow"}
+                           "maxAcceptedInWindow", "maxRequestsInWindow"} (max: over every sliding
+                           window so far; requests: accepted and refused alike)
 In process, `serve(...).state` exposes the same data (`jobs`, `requests`, `by_job`, `stats()`,
 `job_summaries()`, `clock`, `faults`, `timing`).
 """

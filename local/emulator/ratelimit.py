@@ -31,11 +31,15 @@ class SlidingWindow:
         self.total_accepted = 0
         self.total_refused = 0
         self.max_accepted_in_window = 0
+        self.max_requests_in_window = 0  # accepted and refused: what clients sent
 
     def admit(self, limit: int | None) -> int | None:
         """``None`` when admitted, else the whole seconds until the window would admit it."""
         now = self._clock()
         self._expire(now)
+        self.max_requests_in_window = max(
+            self.max_requests_in_window, len(self.accepted) + len(self.refused) + 1
+        )
         if limit is not None and len(self.accepted) >= limit:
             self.refused.append(now)
             self.total_refused += 1
@@ -56,6 +60,7 @@ class SlidingWindow:
             "acceptedInWindow": len(self.accepted),
             "refusedInWindow": len(self.refused),
             "maxAcceptedInWindow": self.max_accepted_in_window,
+            "maxRequestsInWindow": self.max_requests_in_window,
         }
 
     def _expire(self, now: float) -> None:
