@@ -18,7 +18,7 @@ bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times an AIMD fac
   still running only lengthens the pause: one storm halves the rate once, not once per request.
 - **Pending jobs.** An estimate of the jobs waiting for polls (instances add the jobs they start
   and remove those they end; the sweep sets the exact count from the ledger). ``cycle_seconds`` is
-  how long one poll of every pending job takes at the current rate: no job needs polling more
+  how long one poll of every pending job takes at the budget: no job needs polling more
   often than that, so the worker never spends the budget re-polling a job that was just seen
   running while others wait.
 """
@@ -169,5 +169,8 @@ def with_pending(state: BudgetState, *, delta: float = 0.0, exact: float | None 
 
 
 def cycle_seconds(limits: BudgetLimits, state: BudgetState) -> float:
-    """Seconds for one poll of every pending job at the current rate."""
-    return state.pending / effective_rate(limits, state)
+    """Seconds for one poll of every pending job at the full budget.
+
+    Not at the AIMD rate: a 429 halves that for a minute or so, and jobs rescheduled then would
+    otherwise stay away for hours after the rate has climbed back."""
+    return state.pending / limits.rate

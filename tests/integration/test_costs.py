@@ -187,7 +187,7 @@ async def test_a_lone_job_on_an_instance_holding_no_tokens_costs_one_more_put_fo
 
 
 async def test_an_idle_instance_sends_nothing_for_the_request_budget(metered: tuple[Runtime, Meter]) -> None:
-    runtime, meter = metered
+    _, meter = metered
 
     await asyncio.sleep(1.0)
 
