@@ -30,13 +30,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from local.bench_throttle import percentile
-from shared.budget import BudgetLimits, BudgetState, cycle_seconds, ready_at, take, throttle, with_pending
+from shared.budget import (
+    BudgetLimits,
+    BudgetState,
+    advance,
+    cycle_seconds,
+    paced,
+    ready_at,
+    take,
+    throttle,
+    with_lateness,
+    with_pending,
+)
 from shared.policy import GiveUp, PollPolicy, WaitReason, next_poll
 
 __all__ = ["SimPlan", "SimReport", "simulate"]
 
 _EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
 _WINDOW: Final = 60.0
+_SWEEP_EVERY: Final = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,11 +81,8 @@ class SimReport:
     lags: list[float] = field(default_factory=list)
     late: list[float] = field(default_factory=list)  # rescheduled poll: actual - recorded time
     statuses: Counter[str] = field(default_factory=Counter)
+    redriven: int = 0  # polls the sweep would have re-driven first
     virtual_seconds: float = 0.0
-
-    @property
-    def redriven(self) -> int:
-        return sum(1 for late in self.late if late > self.plan.grace)
 
     def failures(self) -> list[str]:
         found = []
@@ -121,7 +130,7 @@ class _Job:
 
 @dataclass
 class _Instance:
-    tokens: deque[float] = field(default_factory=deque)
+    tokens: deque[tuple[float, float]] = field(default_factory=deque)  # (usable from, expires)
     waiters: list[tuple[float, int, _Job]] = field(default_factory=list)
     paused_until: float = 0.0
     known: BudgetState | None = None
@@ -173,6 +182,8 @@ class _Simulation:
         self.order = itertools.count()
         self.app_times: deque[float] = deque()
         self.open_jobs = plan.jobs
+        self.last_sweep = 0.0
+        self.sweep_late = 0.0
 
     def run(self) -> SimReport:
         plan = self.plan
@@ -181,8 +192,15 @@ class _Simulation:
             job = _Job(index=n, finish=finish, deadline=plan.expires_after - self.policy.expiry_margin)
             self._at(self.rng.uniform(0, 60.0), "due", job)  # the burst of messages, over a minute
         self._at(0.0, "upstream", None)
+        self._at(_SWEEP_EVERY, "sweep", None)
         now = 0.0
-        handlers = {"upstream": self._upstream, "due": self._due, "pump": self._pump, "answer": self._answer}
+        handlers = {
+            "upstream": self._upstream,
+            "due": self._due,
+            "pump": self._pump,
+            "answer": self._answer,
+            "sweep": self._sweep,
+        }
         while self.events and self.open_jobs:
             now, _, kind, subject = heapq.heappop(self.events)
             handlers[kind](now, subject)
@@ -204,6 +222,10 @@ class _Simulation:
         per_minute = plan.burst_per_minute if bursting else plan.upstream_per_minute
         self._at(now + 60.0 / per_minute * self.rng.uniform(0.5, 1.5), "upstream", None)
 
+    def _sweep(self, now: float, _: object) -> None:
+        self.last_sweep, self.sweep_late = now, advance(self.limits, self.shared, now).late
+        self._at(now + _SWEEP_EVERY, "sweep", None)
+
     def _due(self, now: float, job: object) -> None:
         assert isinstance(job, _Job)
         instance = self.instances[self.rng.randrange(self.plan.instances)]
@@ -211,16 +233,19 @@ class _Simulation:
         self._wake(instance, now)
 
     def _pump(self, now: float, subject: object) -> None:
-        """What ``RequestBudget._serve`` does: local tokens first, else a take when one is worth it."""
+        """What ``RequestBudget._serve`` does: local (paced) tokens first, else a take if worth it."""
         assert isinstance(subject, _Instance)
         instance, limits = subject, self.limits
         instance.pumping = False
-        while instance.tokens and instance.tokens[0] <= now:
+        while instance.tokens and instance.tokens[0][1] <= now:
             instance.tokens.popleft()
         if not instance.waiters:
             return
         if now < instance.paused_until:
             self._wake(instance, instance.paused_until)
+            return
+        if instance.tokens and instance.tokens[0][0] > now:
+            self._wake(instance, instance.tokens[0][0])
             return
         if instance.tokens:
             instance.tokens.popleft()
@@ -236,7 +261,7 @@ class _Simulation:
         self.shared, granted = take(limits, self.shared, now, limits.batch)
         instance.known = self.shared
         if granted:
-            instance.tokens.extend([now + limits.hold_seconds] * granted)
+            instance.tokens.extend(paced(limits, self.shared, now, granted))
             self._wake(instance, now)
         else:
             instance.paused_until = max(instance.paused_until, self.shared.throttled_until)
@@ -249,7 +274,13 @@ class _Simulation:
         report = self.report
         self._count(sent)
         if job.recorded is not None:
-            report.late.append(sent - job.recorded)
+            late = sent - job.recorded
+            report.late.append(late)
+            # As the last sweep judged it (every 5 minutes, SWEEP_SCHEDULE's default): overdue by
+            # more than its grace plus the lateness it read from the budget.
+            if self.last_sweep - job.recorded > self.plan.grace + self.sweep_late:
+                report.redriven += 1
+            self.shared = with_lateness(self.shared, late)
         retry_after = self.service.admit(sent)
         if retry_after is not None:
             report.throttled += 1

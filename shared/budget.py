@@ -16,6 +16,10 @@ bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times an AIMD fac
   the same limit again at once, and every instance would be refused together; a slow climb finds
   the rate the service now allows and stays just under it. A 429 reported while a known pause is
   still running only lengthens the pause: one storm halves the rate once, not once per request.
+- **Lateness.** How late polls come against the times the ledger recorded (the largest reported,
+  fading over a minute or so once polls are on time). While the service is throttled for minutes
+  (an upstream burst), polls queue up behind the budget; the sweep adds this to its grace, so it
+  re-drives lost messages, not jobs that only wait their turn.
 - **Pending jobs.** An estimate of the jobs waiting for polls (instances add the jobs they start
   and remove those they end; the sweep sets the exact count from the ledger). ``cycle_seconds`` is
   how long one poll of every pending job takes at the budget: no job needs polling more
@@ -36,9 +40,11 @@ __all__ = [
     "advance",
     "cycle_seconds",
     "effective_rate",
+    "paced",
     "ready_at",
     "take",
     "throttle",
+    "with_lateness",
     "with_pending",
 ]
 
@@ -49,6 +55,8 @@ MAX_PAUSE_SECONDS: Final = 60.0
 DEFAULT_PAUSE_SECONDS: Final = 2.0
 #: The most the window may exceed the budget (DESIGN.md: a burst of at most 10 % over).
 BURST_ALLOWANCE: Final = 0.10
+#: Reported lateness fades with this time constant once polls come on time again.
+LATE_DECAY_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +108,9 @@ class BudgetState:
     factor: float = 1.0
     throttled_until: float = 0.0
     pending: float = 0.0
+    #: How late the app's polls come against the times the ledger recorded (seconds, the largest
+    #: reported lately, decaying): a backlog the sweep must not mistake for lost messages.
+    late: float = 0.0
 
     @classmethod
     def initial(cls, limits: BudgetLimits, now: float) -> BudgetState:
@@ -116,9 +127,10 @@ def advance(limits: BudgetLimits, state: BudgetState, now: float) -> BudgetState
     """The state at ``now``: tokens refilled and the factor climbed since ``stamp`` (never backwards)."""
     if now <= state.stamp:
         return state
+    late = state.late * math.exp(-(now - state.stamp) / LATE_DECAY_SECONDS)
     start = max(state.stamp, state.throttled_until)
     if now <= start:
-        return replace(state, stamp=now)
+        return replace(state, stamp=now, late=late)
     elapsed = now - start
     slope = (1.0 - limits.min_factor) / limits.recover_seconds
     climbing = min(elapsed, max(0.0, (1.0 - state.factor) / slope))
@@ -129,6 +141,7 @@ def advance(limits: BudgetLimits, state: BudgetState, now: float) -> BudgetState
         tokens=min(limits.capacity, state.tokens + limits.rate * area),
         factor=min(1.0, state.factor + slope * elapsed),
         stamp=now,
+        late=late,
     )
 
 
@@ -152,6 +165,18 @@ def ready_at(limits: BudgetLimits, state: BudgetState, now: float, wanted: int =
     return start + missing / effective_rate(limits, state)
 
 
+def paced(limits: BudgetLimits, state: BudgetState, now: float, granted: int) -> list[tuple[float, float]]:
+    """When each of ``granted`` tokens taken at ``now`` may be spent, and when it expires.
+
+    One every ``1 / rate`` seconds: a batch fired at once would, the moment the service's limit is
+    reached, be refused whole before the first 429 could stop it. A batch is at most half the bucket
+    (``burst_seconds / 2`` of the full rate), so even at the lowest AIMD factor the last token is
+    usable before it expires (``hold_seconds``)."""
+    spacing = min(1.0 / effective_rate(limits, state), limits.hold_seconds / (granted + 1))
+    expires = now + limits.hold_seconds
+    return [(now + index * spacing, expires) for index in range(granted)]
+
+
 def throttle(limits: BudgetLimits, state: BudgetState, now: float, retry_after: float | None) -> BudgetState:
     """A 429: pause everyone for ``Retry-After`` and, unless this pause is already known, halve the rate."""
     state = advance(limits, state, now)
@@ -166,6 +191,11 @@ def with_pending(state: BudgetState, *, delta: float = 0.0, exact: float | None 
     """Pending jobs moved by ``delta`` (instances), or set to ``exact`` (the sweep); never negative."""
     value = exact if exact is not None else state.pending + delta
     return replace(state, pending=max(0.0, value))
+
+
+def with_lateness(state: BudgetState, seconds: float) -> BudgetState:
+    """A poll came ``seconds`` after the time the ledger recorded for it."""
+    return replace(state, late=max(state.late, seconds))
 
 
 def cycle_seconds(limits: BudgetLimits, state: BudgetState) -> float:

@@ -14,6 +14,9 @@ most one storage transaction per ``batch`` Language requests (>= 10 from 480 a m
 instance (no request waiting) sends nothing. Unused tokens expire ``hold_seconds`` after they were
 taken, which bounds how far local spending can lag the shared bucket (see ``shared.budget``).
 
+A batch is spent at the app's rate, not all at once (``shared.budget.paced``): when the service
+answers 429 the instance has sent one or two of its batch into the refusal, not ten.
+
 Waiting is fair: waiters are served in the order of their job's deadline (nearest expiry first),
 then first come first served. A 429 empties this instance's tokens at once (its other requests stop
 before the next take) and pauses every instance through the shared state.
@@ -54,11 +57,14 @@ from .budget import (
     MAX_PAUSE_SECONDS,
     BudgetLimits,
     BudgetState,
+    advance,
     cycle_seconds,
     effective_rate,
+    paced,
     ready_at,
     take,
     throttle,
+    with_lateness,
     with_pending,
 )
 from .storage import create_container_if_missing
@@ -150,7 +156,13 @@ class Permits(Protocol):
 
     def jobs_changed(self, delta: int) -> None: ...
 
+    def poll_late(self, seconds: float) -> None: ...
+
     async def set_pending(self, count: int) -> None: ...
+
+    async def lateness(self) -> float:
+        """How late the app's polls come lately (seconds): the sweep adds it to its grace."""
+        ...
 
 
 class Unlimited:
@@ -171,8 +183,14 @@ class Unlimited:
     def jobs_changed(self, delta: int) -> None:
         return None
 
+    def poll_late(self, seconds: float) -> None:
+        return None
+
     async def set_pending(self, count: int) -> None:
         return None
+
+    async def lateness(self) -> float:
+        return 0.0
 
 
 class RequestBudget:
@@ -194,9 +212,11 @@ class RequestBudget:
         self._rand = rand
         self._state: BudgetState | None = None
         self._etag: str | None = None
-        self._tokens: deque[float] = deque()  # expiry time of each token held here
+        #: The tokens held here: (usable from, expires at), in order.
+        self._tokens: deque[tuple[float, float]] = deque()
         self._paused_until = 0.0
         self._pending_delta = 0
+        self._late = 0.0
         self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
@@ -250,15 +270,24 @@ class RequestBudget:
         """Jobs started (+) or ended (-) here; shared with the next take, at no extra cost."""
         self._pending_delta += delta
 
+    def poll_late(self, seconds: float) -> None:
+        """A poll started ``seconds`` after its recorded time; shared with the next take."""
+        self._late = max(self._late, seconds)
+
+    async def lateness(self) -> float:
+        """The app's lateness as the shared state says now (one read: the sweep's instance may not poll)."""
+        self._state, self._etag = await self._store.load()
+        return advance(self.limits, self._state, self._clock()).late if self._state else 0.0
+
     async def set_pending(self, count: int) -> None:
         """The sweep's exact count of pending jobs (it corrects the instances' running estimate)."""
         self._pending_delta = 0
         await self._update(lambda state, _: with_pending(state, exact=count))
 
     def _spend(self, now: float) -> bool:
-        while self._tokens and self._tokens[0] <= now:
+        while self._tokens and self._tokens[0][1] <= now:
             self._tokens.popleft()  # expired: spending it now could widen the window beyond the bound
-        if now < self._paused_until or not self._tokens:
+        if now < self._paused_until or not self._tokens or self._tokens[0][0] > now:
             return False
         self._tokens.popleft()
         return True
@@ -276,6 +305,9 @@ class RequestBudget:
                 continue
             if now < self._paused_until:
                 await self._sleep(self._paused_until - now + self._rand() * _SPREAD)
+                continue
+            if self._tokens:
+                await self._sleep(self._tokens[0][0] - now)  # the next paced token
                 continue
             try:
                 wake = await self._take(now)
@@ -306,8 +338,7 @@ class RequestBudget:
         if state is None:
             return now + _STORAGE_RETRY_SECONDS * self._rand()
         if granted:
-            expires = self._clock() + self.limits.hold_seconds
-            self._tokens.extend([expires] * granted)
+            self._tokens.extend(paced(self.limits, state, self._clock(), granted))
             return None
         if now < state.throttled_until:
             self._paused_until = max(self._paused_until, state.throttled_until)
@@ -321,10 +352,11 @@ class RequestBudget:
                 self._state, self._etag = await self._store.load()
             now = self._clock()
             base = self._state or BudgetState.initial(self.limits, now)
-            new = change(with_pending(base, delta=self._pending_delta), now)
+            shared = with_lateness(with_pending(base, delta=self._pending_delta), self._late)
+            new = change(shared, now)
             etag = await self._store.swap(new, self._etag)
             if etag is not None:
-                self._state, self._etag, self._pending_delta = new, etag, 0
+                self._state, self._etag, self._pending_delta, self._late = new, etag, 0, 0.0
                 return new
             self._state = None  # someone else wrote: read theirs and apply the change to it
         return None

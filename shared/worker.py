@@ -184,6 +184,8 @@ class _JobPoll:
                     message = message.evolve(ledger_etag=etag)
         if self._new:
             self._rt.budget.jobs_changed(+1)
+        if message.due_at is not None:
+            self._rt.budget.poll_late(max(0.0, (self._now - message.due_at).total_seconds()))
         # Never deferred past the job's expiry margin: it is first in line at this instance anyway.
         wait = min(self._rt.budget.estimated_wait(), self._priority(message, None) - self._now.timestamp())
         if wait > MAX_BUDGET_WAIT:
@@ -311,7 +313,7 @@ class _JobPoll:
         return await self._archive(message, page, status=status, errors=errors)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
-        upcoming = message.evolve(attempt=message.attempt + 1)
+        upcoming = message.evolve(attempt=message.attempt + 1, due_at=decision.not_before)
         ledger = self._rt.ledger
         etag = None
         if message.ledger_etag is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,7 @@ from shared.budget import (
     ready_at,
     take,
     throttle,
+    with_lateness,
     with_pending,
 )
 
@@ -143,3 +145,10 @@ def test_no_60_second_window_holds_more_than_the_budget_plus_ten_percent(
     for index, start in enumerate(spends):
         in_window = bisect.bisect_left(spends, start + 60.0) - index
         assert in_window <= per_minute * 1.1 + 1e-9
+
+
+def test_lateness_keeps_the_largest_reported_and_fades_once_polls_are_on_time() -> None:
+    state = with_lateness(with_lateness(full(), 300.0), 100.0)
+    assert state.late == 300.0
+    assert advance(LIMITS, state, 60.0).late == pytest.approx(300.0 / math.e)
+    assert advance(LIMITS, state, 600.0).late < 1.0
