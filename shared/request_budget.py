@@ -30,6 +30,7 @@ job's record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
@@ -164,6 +165,8 @@ class Permits(Protocol):
         """How late the app's polls come lately (seconds): the sweep adds it to its grace."""
         ...
 
+    async def aclose(self) -> None: ...
+
 
 class Unlimited:
     """No budget: every request goes at once (tools and tests that talk to the emulator alone)."""
@@ -191,6 +194,9 @@ class Unlimited:
 
     async def lateness(self) -> float:
         return 0.0
+
+    async def aclose(self) -> None:
+        return None
 
 
 class RequestBudget:
@@ -278,6 +284,16 @@ class RequestBudget:
         """The app's lateness as the shared state says now (one read: the sweep's instance may not poll)."""
         self._state, self._etag = await self._store.load()
         return advance(self.limits, self._state, self._clock()).late if self._state else 0.0
+
+    async def aclose(self) -> None:
+        """Stop serving (a process shutting down); requests still waiting are cancelled."""
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        for _, _, future in self._waiters:
+            future.cancel()
+        self._waiters.clear()
 
     async def set_pending(self, count: int) -> None:
         """The sweep's exact count of pending jobs (it corrects the instances' running estimate)."""

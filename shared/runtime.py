@@ -63,6 +63,7 @@ class Runtime:
     _session: SessionHolder = field(repr=False)
 
     async def aclose(self) -> None:
+        await self.budget.aclose()
         await self._storage.close()
         await self._auth.close()
         await self._session.close()
