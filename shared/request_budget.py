@@ -303,7 +303,8 @@ class RequestBudget:
     def _spend(self, now: float) -> bool:
         while self._tokens and self._tokens[0][1] <= now:
             self._tokens.popleft()  # expired: spending it now could widen the window beyond the bound
-        if now < self._paused_until or not self._tokens or self._tokens[0][0] > now:
+        # Paced tokens a sleep's granularity early are as good as due (no pacing at high rates).
+        if now < self._paused_until or not self._tokens or self._tokens[0][0] > now + _MIN_SLEEP:
             return False
         self._tokens.popleft()
         return True
