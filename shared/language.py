@@ -43,6 +43,10 @@ _log = logging.getLogger("archiver.language")
 _TRANSIENT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_PAGES: Final = 1000  # a job holds at most 25 documents; this only stops a nextLink loop
 _JOBS_PATH: Final = "/language/analyze-text/jobs/"
+#: A 429 asking for a second or less is the per-second limit (S allows 1,000 requests a second as
+#: well as 1,000 a minute): a momentary refusal that this request's own in-place retry honours.
+#: A longer one means the per-minute quota is spent for a while: the whole app pauses and slows.
+_PER_SECOND_RETRY_AFTER: Final = 1.0
 
 
 class LanguageError(Exception):
@@ -241,9 +245,10 @@ class LanguageClient:
                     if status >= 400:
                         span.set_error(f"HTTP {status}")
             self._telemetry.language_request(_result_of(status), waited=waited)
-            if status == 429:
-                # Everyone slows down, not only this request: the budget pauses every instance for
-                # Retry-After (an in-place retry below then waits for its permit after the pause).
+            if status == 429 and (retry_after is None or retry_after > _PER_SECOND_RETRY_AFTER):
+                # The per-minute quota is spent: everyone slows down, not only this request. The
+                # budget pauses every instance for Retry-After and halves the app's rate (an
+                # in-place retry below then waits for its permit after the pause).
                 await self._budget.throttled(retry_after)
             if status is not None:
                 if 200 <= status < 300:

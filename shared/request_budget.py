@@ -82,7 +82,7 @@ _MAX_SWAPS: Final = 8
 #: that found the bucket empty together do not come back together.
 _MIN_SLEEP: Final = 0.02
 _SPREAD: Final = 0.25
-#: After a storage fault the waiting loop retries this much later (the requests keep waiting).
+#: After other writers won every compare-and-swap round, a take is tried again within this long.
 _STORAGE_RETRY_SECONDS: Final = 1.0
 
 
@@ -233,7 +233,9 @@ class RequestBudget:
         return self._state
 
     async def acquire(self, *, deadline: float | None = None) -> float:
-        """Wait for one request's permit; the seconds waited. ``deadline`` (epoch seconds) ranks waiters."""
+        """Wait for one request's permit; the seconds waited. ``deadline`` (epoch seconds) ranks waiters.
+
+        Raises ``AzureError`` when the shared state cannot be read or written (storage down)."""
         started = self._clock()
         if not self._waiters and self._spend(started):
             return 0.0
@@ -328,11 +330,21 @@ class RequestBudget:
                 continue
             try:
                 wake = await self._take(now)
-            except AzureError as exc:
-                _log.warning("request budget: storage unavailable (%s); retrying", exc)
-                wake = now + _STORAGE_RETRY_SECONDS
+            except Exception as exc:
+                # Storage down (or a bug): the requests waiting now fail with it, as any storage
+                # fault fails an invocation (the host retries the message), rather than hold
+                # their messages for as long as the outage lasts.
+                _log.warning("request budget: the shared state is unavailable (%s)", exc)
+                self._fail_waiters(exc)
+                return
             if wake is not None:
                 await self._sleep(max(_MIN_SLEEP, wake - self._clock()) + self._rand() * _SPREAD)
+
+    def _fail_waiters(self, exc: Exception) -> None:
+        for _, _, future in self._waiters:
+            if not future.done():
+                future.set_exception(exc)
+        self._waiters.clear()
 
     async def _take(self, now: float) -> float | None:
         """One take for the waiters; ``None`` when tokens came, else when to try again."""

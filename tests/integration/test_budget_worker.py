@@ -14,7 +14,7 @@ from shared.runtime import process_runtime
 from shared.worker import MAX_BUDGET_WAIT, Outcome, handle_message
 from tests.conftest import EMULATOR_KEY
 
-from .conftest import Stack
+from .conftest import SetFaults, Stack
 from .test_sweep_function import record_due
 
 pytestmark = pytest.mark.integration
@@ -68,3 +68,20 @@ async def test_a_429_reschedules_the_job_and_pauses_every_request_of_the_app(sta
     assert state.throttled_until > time.time() + 5
     assert state.factor == 0.5
     assert (await stack.requests_for(job_id))["GET"] == 2  # the direct one and the app's one only
+
+
+async def test_a_429_asking_for_one_second_is_the_requests_own_and_pauses_nobody(
+    stack: Stack, faults: SetFaults
+) -> None:
+    """The per-second limit (Retry-After: 1): the request retries in place; the app keeps its rate."""
+    runtime = await process_runtime()
+    job_id = await stack.submit()
+    await faults(rate429=1.0, retryAfterSeconds=1)
+
+    result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.RESCHEDULED
+    state = runtime.budget.state  # type: ignore[attr-defined]
+    assert state is not None
+    assert state.throttled_until < time.time()
+    assert state.factor == 1.0
