@@ -235,7 +235,8 @@ class RequestBudget:
     async def acquire(self, *, deadline: float | None = None) -> float:
         """Wait for one request's permit; the seconds waited. ``deadline`` (epoch seconds) ranks waiters.
 
-        Raises ``AzureError`` when the shared state cannot be read or written (storage down)."""
+        While the shared state cannot be read or written (storage down), the instance goes on alone
+        at the last rate it knew."""
         started = self._clock()
         if not self._waiters and self._spend(started):
             return 0.0
@@ -330,13 +331,18 @@ class RequestBudget:
                 continue
             try:
                 wake = await self._take(now)
+            except AzureError as exc:
+                # Storage down: the budget cannot be shared, but the Language resource is fine.
+                # This instance goes on alone with one batch at the last rate it knew (held and
+                # paced as usual), rather than stall or fail requests that need no storage.
+                _log.warning("request budget: the shared state is unavailable (%s); going on alone", exc)
+                known = self._state or BudgetState.initial(self.limits, now)
+                self._tokens.extend(paced(self.limits, known, now, self.limits.batch))
+                continue
             except Exception as exc:
-                # Storage down (or a bug): the requests waiting now fail with it, as any storage
-                # fault fails an invocation (the host retries the message), rather than hold
-                # their messages for as long as the outage lasts.
-                _log.warning("request budget: the shared state is unavailable (%s)", exc)
+                # A bug must not leave requests waiting for ever: they fail with it.
                 self._fail_waiters(exc)
-                return
+                raise
             if wake is not None:
                 await self._sleep(max(_MIN_SLEEP, wake - self._clock()) + self._rand() * _SPREAD)
 
