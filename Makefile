@@ -9,7 +9,7 @@ VENV_WORKFLOWS := .venv-workflows
 WORKFLOWS_STAMP := $(VENV_WORKFLOWS)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all deps demo test bench bench-profile bench-cli chaos soak lint typecheck infra-check workflow-check clean
+.PHONY: all deps demo test bench bench-profile bench-cli bench-throttle simulate-budget chaos soak lint typecheck infra-check workflow-check clean
 
 all: test
 
@@ -77,6 +77,17 @@ bench-cli: $(PY_STAMP) $(NODE_STAMP)
 # "Reliability"). Under 10 minutes on 2 cores; `make test` runs a small version.
 chaos: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.proof.chaos --jobs 1000
+
+# One Language quota, many jobs: 300 jobs at once, 3 worker processes, budget 480 a minute, the
+# emulator at 600 a minute squeezed to 300 for 30 s; requests per 60-s window, 429s, lag, GETs per
+# job; fails on the thresholds of README "Language request budget". A few minutes.
+bench-throttle: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m local.bench.throttle
+
+# 10,000 pending jobs against the S tier in virtual time (the real budget and poll policy, no
+# sleeping): requests per minute, 429s, lag, no job timed out. Seconds.
+simulate-budget: $(PY_STAMP)
+	$(PY) -m local.bench.simulate_budget
 
 # 5,000 jobs through one worker process: its memory must level off.
 soak: $(PY_STAMP) $(NODE_STAMP)

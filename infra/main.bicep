@@ -52,6 +52,9 @@ param pollInitialDelaySeconds string = '5'
 @description('Cap of the poll backoff, seconds (POLL_MAX_DELAY_SECONDS).')
 param pollMaxDelaySeconds string = '300'
 
+@description('The most requests a minute that the app sends to the Language resource, all instances together (LANGUAGE_MAX_REQUESTS_PER_MINUTE). 600 leaves 400 of the S tier\'s 1,000 for the upstream\'s submissions; on F0/S0 set 200 or less.')
+param languageMaxRequestsPerMinute string = '600'
+
 @description('NCRONTAB of the timer sweep (SWEEP_SCHEDULE).')
 param sweepSchedule string = '0 */5 * * * *'
 
@@ -289,6 +292,7 @@ module functionApp 'modules/functionapp.bicep' = {
       POLL_MAX_DELAY_SECONDS: pollMaxDelaySeconds
       SWEEP_SCHEDULE: sweepSchedule
       SWEEP_GRACE_SECONDS: sweepGraceSeconds
+      LANGUAGE_MAX_REQUESTS_PER_MINUTE: languageMaxRequestsPerMinute
     }
   }
   // The host starts as soon as the app exists: its storage and queue grants must be in place.

@@ -23,7 +23,8 @@ import aiohttp
 from .auth import LanguageAuth, LanguageAuthError
 from .jobs import JobPage, MalformedJob, parse_job_page
 from .policy import parse_retry_after
-from .telemetry import JOB_ID, Telemetry, job_attributes
+from .request_budget import Permits, Unlimited
+from .telemetry import JOB_ID, LanguageResult, Telemetry, job_attributes
 from .urls import origin
 
 __all__ = [
@@ -42,6 +43,10 @@ _log = logging.getLogger("archiver.language")
 _TRANSIENT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_PAGES: Final = 1000  # a job holds at most 25 documents; this only stops a nextLink loop
 _JOBS_PATH: Final = "/language/analyze-text/jobs/"
+#: A 429 asking for a second or less is the per-second limit (S allows 1,000 requests a second as
+#: well as 1,000 a minute): a momentary refusal that this request's own in-place retry honours.
+#: A longer one means the per-minute quota is spent for a while: the whole app pauses and slows.
+_PER_SECOND_RETRY_AFTER: Final = 1.0
 
 
 class LanguageError(Exception):
@@ -119,6 +124,7 @@ class LanguageClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         telemetry: Telemetry = Telemetry(),  # noqa: B008 - stateless, records nothing
+        budget: Permits | None = None,
     ) -> None:
         self._session = session
         self._endpoint = endpoint.rstrip("/")
@@ -131,15 +137,19 @@ class LanguageClient:
         self._sleep = sleep
         self._rand = rand
         self._telemetry = telemetry
+        self._budget: Permits = budget or Unlimited()
 
     def job_url(self, job_id: str) -> str:
         return f"{self._endpoint}{_JOBS_PATH}{job_id}?{urlencode({'api-version': self._api_version})}"
 
-    async def get_job(self, job_id: str) -> JobPage:
-        """The first page of a job's state."""
-        return await self._get_page(self.job_url(job_id), job_id)
+    async def get_job(self, job_id: str, *, deadline: float | None = None) -> JobPage:
+        """The first page of a job's state.
 
-    async def get_remaining_pages(self, first: JobPage) -> list[JobPage]:
+        ``deadline`` (epoch seconds, the job's expiry margin) ranks this request among those
+        waiting for the request budget: nearest first."""
+        return await self._get_page(self.job_url(job_id), job_id, deadline)
+
+    async def get_remaining_pages(self, first: JobPage, *, deadline: float | None = None) -> list[JobPage]:
         """Every page after ``first``, following ``nextLink`` only on the configured endpoint."""
         pages: list[JobPage] = []
         seen: set[str] = set()
@@ -149,16 +159,16 @@ class LanguageClient:
             if url in seen or len(pages) >= _MAX_PAGES:
                 raise UnusableResponse("nextLink repeats itself; the pages never end")
             seen.add(url)
-            page = await self._get_page(url, first.job_id)
+            page = await self._get_page(url, first.job_id, deadline)
             pages.append(page)
             link = page.next_link
         return pages
 
-    async def cancel(self, job_id: str) -> bool:
+    async def cancel(self, job_id: str, *, deadline: float | None = None) -> bool:
         """Ask the service to cancel (best effort); ``True`` when it accepted."""
         url = f"{self._endpoint}{_JOBS_PATH}{job_id}:cancel?{urlencode({'api-version': self._api_version})}"
         try:
-            status, _ = await self._send("POST", url, job_id)
+            status, _ = await self._send("POST", url, job_id, deadline)
         except LanguageError as exc:
             _log.warning("cancel of job %s failed: %s", job_id, exc, extra=job_attributes(job_id))
             return False
@@ -183,10 +193,10 @@ class LanguageClient:
             query.append(("api-version", self._api_version))
         return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
-    async def _get_page(self, url: str, job_id: str) -> JobPage:
+    async def _get_page(self, url: str, job_id: str, deadline: float | None) -> JobPage:
         last: MalformedJob | None = None
         for attempt in range(self._retry.attempts):
-            _, body = await self._send("GET", url, job_id)
+            _, body = await self._send("GET", url, job_id, deadline)
             try:
                 return parse_job_page(json.loads(body, parse_constant=_reject_constant), job_id=job_id)
             except ValueError as exc:  # JSONDecodeError and MalformedJob alike
@@ -195,14 +205,16 @@ class LanguageClient:
                     await self._sleep(self._backoff(attempt))
         raise UnusableResponse(f"job {job_id}: {last}")
 
-    async def _send(self, method: str, url: str, job_id: str) -> tuple[int, bytes]:
+    async def _send(self, method: str, url: str, job_id: str, deadline: float | None) -> tuple[int, bytes]:
         """One call with in-place retries of transient faults; returns (status, body) of a 2xx.
 
-        Each attempt is a client span (a dependency in Application Insights) with the URL's path
-        only: the query is the service's, and nothing of the request's headers is recorded."""
+        Every attempt first waits for a permit of the request budget. Each attempt is a client span
+        (a dependency in Application Insights) with the URL's path only: the query is the
+        service's, and nothing of the request's headers is recorded."""
         retry_after: float | None = None
         detail = ""
         for attempt in range(self._retry.attempts):
+            waited = await self._budget.acquire(deadline=deadline)
             try:
                 credentials = await self._auth.headers()
             except LanguageAuthError as exc:
@@ -232,6 +244,12 @@ class LanguageClient:
                     span.set_attribute("http.response.status_code", status)
                     if status >= 400:
                         span.set_error(f"HTTP {status}")
+            self._telemetry.language_request(_result_of(status), waited=waited)
+            if status == 429 and (retry_after is None or retry_after > _PER_SECOND_RETRY_AFTER):
+                # The per-minute quota is spent: everyone slows down, not only this request. The
+                # budget pauses every instance for Retry-After and halves the app's rate (an
+                # in-place retry below then waits for its permit after the pause).
+                await self._budget.throttled(retry_after)
             if status is not None:
                 if 200 <= status < 300:
                     return status, body
@@ -260,6 +278,15 @@ class LanguageClient:
 
     def _backoff(self, attempt: int) -> float:
         return self._retry.base_delay * (2.0**attempt) * (0.5 + self._rand() / 2)
+
+
+def _result_of(status: int | None) -> LanguageResult:
+    if status == 429:
+        return LanguageResult.THROTTLED
+    # A 404 is an answer too: the job is gone.
+    if status is not None and (200 <= status < 300 or status == 404):
+        return LanguageResult.OK
+    return LanguageResult.ERROR
 
 
 def _reject_constant(name: str) -> None:

@@ -62,6 +62,7 @@ class JobMessage:
     expires_at: datetime | None = None  # the job's expirationDateTime once known
     ledger_etag: str | None = None  # the ledger record this message is entitled to update
     unusable: int = 0  # consecutive polls whose answer could not be used
+    due_at: datetime | None = None  # when this poll was due, as the ledger recorded it
 
     def evolve(self, **changes: Any) -> JobMessage:
         return replace(self, **changes)
@@ -81,6 +82,7 @@ class JobMessage:
             "expiresAt": format_time(self.expires_at),
             "ledgerEtag": self.ledger_etag,
             "unusable": self.unusable,
+            "dueAt": format_time(self.due_at),
         }
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
@@ -223,6 +225,7 @@ def _with_poll_state(message: JobMessage, poll: Any) -> JobMessage:
             first_seen_at=parse_time(poll.get("firstSeenAt")),
             seen_at=parse_time(poll.get("seenAt")),
             expires_at=parse_time(poll.get("expiresAt")),
+            due_at=parse_time(poll.get("dueAt")),
         )
     except (TypeError, ValueError) as exc:
         raise InvalidMessage("invalid-field", f"_poll is malformed ({exc})") from None

@@ -28,6 +28,7 @@ from .telemetry import (
     RESULT,
     STATUS,
     AttributeValue,
+    LanguageResult,
     Metric,
     PollResult,
     SpanKindName,
@@ -141,6 +142,17 @@ class OtelTelemetry(Telemetry):
             Metric.LEDGER_OVERDUE, unit="{job}", description="Overdue ledger records the last sweep found"
         )
 
+        self._language = meter.create_counter(
+            Metric.LANGUAGE_REQUESTS,
+            unit="{request}",
+            description="Language requests, by result",
+        )
+        self._wait = meter.create_histogram(
+            Metric.LANGUAGE_WAIT,
+            unit="s",
+            description="Seconds a Language request waited for the budget",
+        )
+
     @contextmanager
     def span(
         self,
@@ -166,6 +178,10 @@ class OtelTelemetry(Telemetry):
     def ledger_swept(self, *, pending: int, overdue: int) -> None:
         self._pending.set(pending)
         self._overdue.set(overdue)
+
+    def language_request(self, result: LanguageResult, *, waited: float) -> None:
+        self._language.add(1, {RESULT: result.value})
+        self._wait.record(waited)
 
     def flush(self) -> None:
         for provider in (

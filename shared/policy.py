@@ -124,13 +124,17 @@ def next_poll(
     now: datetime,
     deadline: datetime | None,
     rand: Callable[[], float],
+    floor: float = 0.0,
 ) -> PollAgain | GiveUp:
     """Decide when to poll a job next, or that polling must stop.
 
     ``attempt`` counts the reschedules before this one (0 for the first); ``retry_after`` is the
     service's ``Retry-After`` in seconds (see ``parse_retry_after``); ``deadline`` is the job's
     ``expirationDateTime`` (``None`` while unknown); ``now`` and ``deadline`` are timezone-aware;
-    ``rand`` returns a uniform float in ``[0, 1)`` and is called at most once.
+    ``rand`` returns a uniform float in ``[0, 1)`` and is called at most once; ``floor`` is the
+    request budget's cycle (seconds to poll every pending job once): when the budget is the
+    bottleneck no job is polled more often than that, above the cap if need be, but never past the
+    expiry margin.
     """
     _require_aware("now", now)
     limit: datetime | None = None
@@ -155,6 +159,8 @@ def next_poll(
     # must be polled again before it expires. NaN fails the comparison and is ignored with negatives.
     if retry_after is not None and retry_after >= 0:
         delay = max(delay, min(retry_after, policy.max_delay))
+
+    delay = max(delay, floor)
 
     if limit is not None:
         # The last poll lands exactly at the limit; if it is still unfinished then, the next call

@@ -19,12 +19,14 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from .archive import ArchiveWriter
 from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
+from .budget import BudgetLimits
 from .events import ArchiveEvents, archive_events
 from .http import SessionHolder
 from .language import InPlaceRetry, LanguageClient
 from .ledger import Ledger
 from .policy import PollPolicy
 from .queues import JobQueues
+from .request_budget import BlobBudgetStore, Permits, RequestBudget
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
 from .telemetry import Telemetry
@@ -68,6 +70,8 @@ class Runtime:
     queues: JobQueues
     policy: PollPolicy
     telemetry: Telemetry
+    #: The Language request budget shared by every instance (the client asks it before each request).
+    budget: Permits
     events: ArchiveEvents | None = None  # None: EVENTS_QUEUE unset, no events
     clock: Callable[[], datetime] = _utcnow
     rand: Callable[[], float] = random.random
@@ -77,6 +81,7 @@ class Runtime:
     _session: SessionHolder = field(repr=False)
 
     async def aclose(self) -> None:
+        await self.budget.aclose()
         await self._storage.close()
         await self._auth.close()
         await self._session.close()
@@ -93,9 +98,11 @@ async def build_runtime(
     language_credential: AsyncTokenCredential | None = None,
     trace_configs: Sequence[aiohttp.TraceConfig] = (),
     telemetry: Telemetry | None = None,
+    budget: Permits | None = None,
 ) -> Runtime:
     """Wire the clients for ``settings`` on the running loop (tests pass their own clock/rand);
-    telemetry as the settings say unless given (configured once per process)."""
+    telemetry as the settings say unless given (configured once per process); the request budget
+    shared through storage unless given (tests pass ``Unlimited()`` or their own)."""
     telemetry = configure_telemetry(settings) if telemetry is None else telemetry
     sessions = SessionHolder(trace_configs=trace_configs)
     session = await sessions.get()
@@ -105,6 +112,12 @@ async def build_runtime(
         session=session,
         credential=storage_credential(settings) if settings.storage.uses_identity else None,
     )
+    if budget is None:
+        budget = RequestBudget(
+            store=BlobBudgetStore(container=storage.container(settings.ledger_container)),
+            limits=BudgetLimits(per_minute=settings.language_max_requests_per_minute),
+            rand=rand,
+        )
     return Runtime(
         settings=settings,
         language=LanguageClient(
@@ -116,6 +129,7 @@ async def build_runtime(
             rand=rand,
             timeout=language_timeout,
             telemetry=telemetry,
+            budget=budget,
         ),
         archive=ArchiveWriter(container=storage.container(settings.archive_container)),
         ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
@@ -125,6 +139,7 @@ async def build_runtime(
         policy=PollPolicy.from_settings(settings),
         telemetry=telemetry,
         events=archive_events(settings, storage),
+        budget=budget,
         clock=clock,
         rand=rand,
         _auth=auth,

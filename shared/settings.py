@@ -66,6 +66,7 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("POLL_MAX_DELAY_SECONDS", "300"),
     SettingSpec("SWEEP_SCHEDULE", "0 */5 * * * *"),
     SettingSpec("SWEEP_GRACE_SECONDS", "300"),
+    SettingSpec("LANGUAGE_MAX_REQUESTS_PER_MINUTE", "600"),
     # The queue that announces every archived job (DESIGN.md, "Archive events"); unset: no events.
     SettingSpec("EVENTS_QUEUE", None),
     # Telemetry to Azure Monitor (OpenTelemetry) when set; unset: no telemetry package is loaded.
@@ -103,6 +104,7 @@ class Settings:
     poll_max_delay_seconds: float = 300.0
     sweep_schedule: str = "0 */5 * * * *"
     sweep_grace_seconds: float = 300.0
+    language_max_requests_per_minute: int = 600
     events_queue: str | None = None
     applicationinsights_connection_string: str | None = field(default=None, repr=False)
 
@@ -165,6 +167,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         poll_max_delay_seconds=maximum,
         sweep_schedule=_ncrontab("SWEEP_SCHEDULE", get("SWEEP_SCHEDULE")),
         sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS"), minimum=0.0),
+        language_max_requests_per_minute=_per_minute(
+            "LANGUAGE_MAX_REQUESTS_PER_MINUTE", get("LANGUAGE_MAX_REQUESTS_PER_MINUTE")
+        ),
         events_queue=_events_queue(get("EVENTS_QUEUE"), jobs_queue=jobs_queue),
         applicationinsights_connection_string=_telemetry_connection(
             get("APPLICATIONINSIGHTS_CONNECTION_STRING")
@@ -258,6 +263,18 @@ def _seconds(name: str, value: str | None, *, minimum: float) -> float:
     if not seconds >= minimum or seconds == float("inf"):
         raise SettingsError(f"{name} {value!r} is out of range: use a finite number >= {minimum:g}")
     return seconds
+
+
+def _per_minute(name: str, value: str | None) -> int:
+    assert value is not None
+    hint = "use a whole number of requests a minute >= 1, e.g. 600 (S tier) or 200 (F0/S0)"
+    try:
+        count = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} {value!r} is not a whole number: {hint}") from None
+    if count < 1:
+        raise SettingsError(f"{name} {value!r} is out of range: {hint}")
+    return count
 
 
 # Per field: digits and * , - / ; month and day-of-week also take English names (JAN, MON, ...).

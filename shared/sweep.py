@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
+from azure.core.exceptions import AzureError
+
 from .events import EventUnrenderable
 from .ledger import is_overdue
 from .messages import InvalidMessage
@@ -52,22 +54,31 @@ async def run_sweep(runtime: Runtime) -> SweepReport:
 async def _sweep(runtime: Runtime) -> SweepReport:
     report = SweepReport()
     now = runtime.clock()
-    grace = timedelta(seconds=runtime.settings.sweep_grace_seconds)
+    grace = timedelta(seconds=runtime.settings.sweep_grace_seconds + await _lateness(runtime))
     overdue: list[str] = []
+    complete = True
     async for entry in runtime.ledger.entries():
         report.scanned += 1
         if is_overdue(entry.next_poll_at, now=now, grace=grace):
             overdue.append(entry.job_id)
             if len(overdue) >= MAX_PER_RUN:
+                complete = False
                 break
     report.overdue = len(overdue)
     runtime.telemetry.ledger_swept(pending=report.scanned, overdue=report.overdue)
+    if complete:
+        # The exact count corrects the instances' running estimate of pending jobs, on which the
+        # request budget spaces the polls (one storage write per sweep).
+        try:
+            await runtime.budget.set_pending(report.scanned)
+        except AzureError as exc:
+            _log.warning("sweep could not share the pending count with the request budget (%s)", exc)
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def visit(job_id: str) -> None:
         async with gate:
             try:
-                await _visit(runtime, job_id, report)
+                await _visit(runtime, job_id, report, grace=grace)
             except Exception:
                 # One bad record must not stop the others; it stays in the ledger for next time.
                 report.failed += 1
@@ -85,6 +96,19 @@ async def _sweep(runtime: Runtime) -> SweepReport:
         report.failed,
     )
     return report
+
+
+async def _lateness(runtime: Runtime) -> float:
+    """How late the app's polls come lately: while the Language budget holds polls back (a long
+    429 storm, a backlog), a job whose poll is late by that much only waits its turn."""
+    try:
+        late = await runtime.budget.lateness()
+    except AzureError as exc:
+        _log.warning("sweep could not read the request budget (%s): judging by SWEEP_GRACE_SECONDS", exc)
+        return 0.0
+    if late > 0:
+        _log.info("archiver.sweep: polls come up to %.0f s late (request budget): added to the grace", late)
+    return late
 
 
 async def _archived(runtime: Runtime, job_id: str) -> bool:
@@ -108,7 +132,7 @@ async def _archived(runtime: Runtime, job_id: str) -> bool:
     return True
 
 
-async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
+async def _visit(runtime: Runtime, job_id: str, report: SweepReport, *, grace: timedelta) -> None:
     if await _archived(runtime, job_id):
         await runtime.ledger.delete(job_id)
         report.cleaned += 1
@@ -125,13 +149,14 @@ async def _visit(runtime: Runtime, job_id: str, report: SweepReport) -> None:
         )
         return
     now = runtime.clock()
-    grace = timedelta(seconds=runtime.settings.sweep_grace_seconds)
     if record is None or not is_overdue(record.next_poll_at, now=now, grace=grace):
         return  # archived or moved on since the listing
-    etag = await runtime.ledger.replace(record.message, next_poll_at=now, etag=record.etag)
+    # Due now: the re-driven poll's lateness is not the budget's backlog.
+    message = record.message.evolve(due_at=now)
+    etag = await runtime.ledger.replace(message, next_poll_at=now, etag=record.etag)
     if etag is None:
         return  # its own message moved it on meanwhile
-    await runtime.queues.schedule(record.message.evolve(ledger_etag=etag), visibility_timeout=0)
+    await runtime.queues.schedule(message.evolve(ledger_etag=etag), visibility_timeout=0)
     report.redriven += 1
     report.job_ids.append(job_id)
     _log.warning(

@@ -32,6 +32,7 @@ __all__ = [
     "STATUS",
     "AttributeValue",
     "JobLog",
+    "LanguageResult",
     "Metric",
     "PollResult",
     "SpanKindName",
@@ -57,6 +58,8 @@ class Metric(StrEnum):
     ARCHIVE_LAG = "archiver.archive.lag"  # histogram, seconds: lastUpdatedDateTime -> archivedAt
     LEDGER_PENDING = "archiver.ledger.pending"  # gauge, records the sweep found
     LEDGER_OVERDUE = "archiver.ledger.overdue"  # gauge, overdue records the sweep found
+    LANGUAGE_REQUESTS = "archiver.language.requests"  # counter, attribute RESULT (LanguageResult)
+    LANGUAGE_WAIT = "archiver.language.wait"  # histogram, seconds a request waited for the budget
 
 
 class PollResult(StrEnum):
@@ -65,6 +68,14 @@ class PollResult(StrEnum):
     UNFINISHED = "unfinished"
     ENDED = "ended"
     FAILED = "failed"
+
+
+class LanguageResult(StrEnum):
+    """How one request to the Language resource went: attribute RESULT of ``archiver.language.requests``."""
+
+    OK = "ok"  # an answer about the job (2xx, or 404: the job is gone)
+    THROTTLED = "throttled"  # 429
+    ERROR = "error"  # 5xx, other 4xx, timeouts, resets
 
 
 # Attribute names: of log records (Application Insights custom dimensions), metrics and spans.
@@ -159,6 +170,9 @@ class Telemetry:
 
     def ledger_swept(self, *, pending: int, overdue: int) -> None:
         """What one sweep found in the ledger."""
+
+    def language_request(self, result: LanguageResult, *, waited: float) -> None:
+        """One request to the Language resource, after ``waited`` seconds for the request budget."""
 
     def flush(self) -> None:
         """Export what is buffered (a clean shutdown)."""

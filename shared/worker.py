@@ -59,6 +59,9 @@ RETENTION: Final = timedelta(hours=24)
 NOT_FOUND_GRACE: Final = timedelta(seconds=60)
 #: Consecutive polls with unusable answers before the job is given up as ``rejected``.
 MAX_UNUSABLE: Final = 5
+#: A poll that would wait longer than this for the request budget goes back on the queue instead,
+#: due when the budget will have room (and the ledger says so): an invocation is not held for minutes.
+MAX_BUDGET_WAIT: Final = 30.0
 
 
 #: Faults that keep the job: how loudly to say so, what an operator should check, how to wait.
@@ -164,6 +167,7 @@ class _JobPoll:
         self._now = runtime.clock()
         self._message = message if message.first_seen_at else message.evolve(first_seen_at=self._now)
         self._redelivered = dequeue_count > 1
+        self._new = message.first_seen_at is None
         self._job_id = message.job_id
         self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
 
@@ -180,8 +184,20 @@ class _JobPoll:
                 etag = await self._rt.ledger.create(message, next_poll_at=self._now)
                 if etag is not None:
                     message = message.evolve(ledger_etag=etag)
+        if self._new:
+            self._rt.budget.jobs_changed(+1)
+        if message.due_at is not None:
+            self._rt.budget.poll_late(max(0.0, (self._now - message.due_at).total_seconds()))
+        # Never deferred past the job's expiry margin: it is first in line at this instance anyway.
+        wait = min(self._rt.budget.estimated_wait(), self._priority(message, None) - self._now.timestamp())
+        if wait > MAX_BUDGET_WAIT:
+            # The budget is the bottleneck: come back when it has room rather than hold the message.
+            self._log.info("job %s: the request budget is busy for %.0f s, polled then", self._job_id, wait)
+            return await self._reschedule(
+                message, PollAgain(delay=wait, not_before=self._now + timedelta(seconds=wait))
+            )
         try:
-            page = await self._rt.language.get_job(self._job_id)
+            page = await self._rt.language.get_job(self._job_id, deadline=self._priority(message, None))
         except LanguageError as exc:
             self._rt.telemetry.polled(PollResult.FAILED)
             return await self._on_failure(message, exc)
@@ -235,7 +251,8 @@ class _JobPoll:
         self, message: JobMessage, page: JobPage, *, status: str, errors: Sequence[Any]
     ) -> Result:
         try:
-            pages = [page, *await self._rt.language.get_remaining_pages(page)]
+            rest = await self._rt.language.get_remaining_pages(page, deadline=self._priority(message, page))
+            pages = [page, *rest]
             items = merge_task_items(pages)
         except MalformedJob as exc:
             return await self._on_failure(message, UnusableResponse(f"job {self._job_id}: {exc}"))
@@ -268,6 +285,7 @@ class _JobPoll:
             now=self._now,
             deadline=self._deadline(message, page),
             rand=self._rt.rand,
+            floor=self._rt.budget.cycle_seconds(),
         )
         if isinstance(decision, GiveUp):
             return await self._give_up(message, decision, page=page, cause=cause)
@@ -288,7 +306,7 @@ class _JobPoll:
                 [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
             )
         else:
-            await self._rt.language.cancel(self._job_id)
+            await self._rt.language.cancel(self._job_id, deadline=self._priority(message, page))
             status, errors = "timedOut", [_error("TimedOut", decision.reason)]
         if cause is not None:
             errors.append(_error(type(cause).__name__, str(cause)))
@@ -297,7 +315,7 @@ class _JobPoll:
         return await self._archive(message, page, status=status, errors=errors)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
-        upcoming = message.evolve(attempt=message.attempt + 1)
+        upcoming = message.evolve(attempt=message.attempt + 1, due_at=decision.not_before)
         ledger = self._rt.ledger
         etag = None
         if message.ledger_etag is not None:
@@ -351,6 +369,7 @@ class _JobPoll:
             )
             if manifest is not None:
                 await self._announce(message, manifest)
+        self._rt.budget.jobs_changed(-1)
         if message.ledger_etag is not None or self._redelivered:
             await self._forget()
         if commit is Commit.ALREADY_ARCHIVED:
@@ -406,6 +425,11 @@ class _JobPoll:
             await self._rt.ledger.delete(self._job_id)
         except AzureError as exc:
             self._log.warning("job %s is archived but its ledger record remains (%s)", self._job_id, exc)
+
+    def _priority(self, message: JobMessage, page: JobPage | None) -> float:
+        """The job's rank among requests waiting for the budget: its expiry margin (epoch seconds)."""
+        margin = timedelta(seconds=self._rt.policy.expiry_margin)
+        return (self._deadline(message, page) - margin).timestamp()
 
     def _deadline(self, message: JobMessage, page: JobPage | None) -> datetime:
         if message.expires_at is not None:

@@ -1,7 +1,7 @@
 // Alerts on the app's OpenTelemetry metrics and records in Application Insights (customMetrics and
 // traces of the component): a message poisoned (the app's, and the host's own after maxDequeueCount),
-// overdue jobs in the ledger, the archive lag's p95 above a threshold, and jobs that ended notFound
-// or timedOut. Log search alerts, stateful (one notification per incident, resolved when the
+// overdue jobs in the ledger, the archive lag's p95 above a threshold, jobs that ended notFound
+// or timedOut, and Language throttling (429s) that persists. Log search alerts, stateful (one notification per incident, resolved when the
 // condition clears), and an action group that e-mails the operator when an address is given.
 //
 // Application Insights stores an OpenTelemetry histogram as count/sum/min/max only (no buckets), so
@@ -39,10 +39,12 @@ var metrics = {
   jobsArchived: 'archiver.jobs.archived'
   messagesPoisoned: 'archiver.messages.poisoned'
   ledgerOverdue: 'archiver.ledger.overdue'
+  languageRequests: 'archiver.language.requests'
 }
 var dimensions = {
   status: 'status'
   reason: 'reason'
+  result: 'result'
   outcome: 'outcome'
   lagSeconds: 'lagSeconds'
 }
@@ -110,6 +112,19 @@ var rules = [
     aggregation: 'Total'
     threshold: 0
     window: 'PT15M'
+    frequency: 'PT5M'
+  }
+  {
+    // One 429 now and then is the budget doing its job (the whole app slows down and climbs back);
+    // 429s in more than half of the last six 5-minute bins mean the quota is used by someone else.
+    name: 'language-throttled'
+    severity: 2
+    description: 'The Language resource answered 429 in more than 15 of the last 30 minutes (${metrics.languageRequests} with result throttled): others use the same quota (the upstream\'s submissions, another app). Lower LANGUAGE_MAX_REQUESTS_PER_MINUTE so that the app and the others fit the resource\'s limit, or raise the limit (tier).'
+    query: 'customMetrics | where name == "${metrics.languageRequests}" and tostring(customDimensions.${dimensions.result}) == "throttled" | where valueSum > 0 | summarize throttledBins = dcount(bin(timestamp, 5m))'
+    measure: 'throttledBins'
+    aggregation: 'Maximum'
+    threshold: 3
+    window: 'PT30M'
     frequency: 'PT5M'
   }
   {

@@ -27,6 +27,8 @@ var metrics = {
   archiveLag: 'archiver.archive.lag'
   ledgerPending: 'archiver.ledger.pending'
   ledgerOverdue: 'archiver.ledger.overdue'
+  languageRequests: 'archiver.language.requests'
+  languageWait: 'archiver.language.wait'
 }
 var dimensions = {
   status: 'status'
@@ -62,6 +64,11 @@ var charts = [
     title: 'Ledger: pending and overdue jobs found by each sweep'
     visualization: 'timechart'
     query: 'customMetrics | where name in ("${metrics.ledgerPending}", "${metrics.ledgerOverdue}") | summarize jobs = max(valueMax) by name, bin(timestamp, 15m)'
+  }
+  {
+    title: 'Language requests a minute by result (ok, throttled, error), and the mean wait for the request budget (s)'
+    visualization: 'timechart'
+    query: 'customMetrics | where name in ("${metrics.languageRequests}", "${metrics.languageWait}") | summarize ok = sumif(valueSum, name == "${metrics.languageRequests}" and tostring(customDimensions.${dimensions.result}) == "ok"), throttled = sumif(valueSum, name == "${metrics.languageRequests}" and tostring(customDimensions.${dimensions.result}) == "throttled"), error = sumif(valueSum, name == "${metrics.languageRequests}" and tostring(customDimensions.${dimensions.result}) == "error"), waitSum = sumif(valueSum, name == "${metrics.languageWait}"), waits = sumif(valueCount, name == "${metrics.languageWait}") by bin(timestamp, 1m) | extend meanWaitSeconds = iff(waits > 0, waitSum / waits, real(null)) | project timestamp, ok, throttled, error, meanWaitSeconds'
   }
   {
     title: 'Archive lag histogram totals (${metrics.archiveLag}: count, mean, max per hour)'

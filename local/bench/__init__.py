@@ -1,2 +1,2 @@
-"""The benchmarks: ``python -m local.bench`` (cold start, throughput, ``--profile``), ``local.bench.cli``
-(the operator CLI at scale), the ``latency`` proxy (chaos uses it too). They may import ``local.host``."""
+"""The benchmarks: ``python -m local.bench``, ``.cli``, ``.throttle``, ``.simulate_budget``, the ``latency``
+proxy (chaos uses it too). They may import ``local.host`` and ``local.emulator``; only tests import them."""

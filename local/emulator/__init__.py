@@ -36,11 +36,18 @@ Admin API (no auth, no faults, not counted in the stats; JSON bodies):
   GET  /_emulator/stats    {"requests": [{"method", "route", "status", "count"}],
                            "byJob": {jobId: {"POST", "GET", "CANCEL"}}}; status null = connection reset.
   GET  /_emulator/jobs     {"jobs": [{"jobId", "status", "createdDateTime", "expirationDateTime"}]}
+  PUT  /_emulator/rate-limit  {"requestsPerMinute": n | null, "countSubmissions": bool}: the service's
+                           per-minute limit from now on (null: unlimited; see local.emulator.ratelimit:
+                           sliding 60-s window, refused requests not counted, 429 + Retry-After).
+  GET  /_emulator/rate-limit  the limit and its counts: {"requestsPerMinute", "countSubmissions",
+                           "accepted", "refused", "acceptedInWindow", "refusedInWindow",
+                           "maxAcceptedInWindow", "maxRequestsInWindow"} (max: over every sliding
+                           window so far; requests: accepted and refused alike)
 In process, `serve(...).state` exposes the same data (`jobs`, `requests`, `by_job`, `stats()`,
 `job_summaries()`, `clock`, `faults`, `timing`).
 """
 
-from local.emulator.config import EmulatorConfig, Faults
+from local.emulator.config import EmulatorConfig, Faults, RateLimit
 from local.emulator.server import create_app, serve
 
-__all__ = ["EmulatorConfig", "Faults", "create_app", "serve"]
+__all__ = ["EmulatorConfig", "Faults", "RateLimit", "create_app", "serve"]

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from local.emulator.clock import format_task_time
-from local.emulator.config import Faults, Timing
+from local.emulator.config import Faults, RateLimit, Timing
 from local.emulator.errors import error_body, json_response
 from local.emulator.keys import STATE_KEY
 
@@ -24,6 +24,7 @@ FAULT_FIELDS = {
     "slowSeconds": "slow_seconds",
     "rateMalformed": "rate_malformed",
 }
+RATE_LIMIT_FIELDS = {"requestsPerMinute": "requests_per_minute", "countSubmissions": "count_submissions"}
 TIMING_FIELDS = {"notStartedSeconds": "not_started_seconds", "runningSeconds": "running_seconds"}
 
 
@@ -152,6 +153,21 @@ def _validated_overrides(body: dict[str, Any]) -> dict[str, Any]:
     if status is not None and (not isinstance(status, str) or not status):
         raise _BadRequest("status must be a non-empty string or null")
     return body
+
+
+async def put_rate_limit(request: web.Request) -> web.Response:
+    """Replaces the rate limit at once (``{"requestsPerMinute": n | null, "countSubmissions": bool}``);
+    the window keeps the requests it already holds."""
+    state = request.app[STATE_KEY]
+    try:
+        state.rate_limit = RateLimit(**_rename(await _object_body(request), RATE_LIMIT_FIELDS))
+    except (_BadRequest, ValueError) as exc:
+        return _bad_request(str(exc))
+    return json_response(state.rate_limit_report())
+
+
+async def get_rate_limit(request: web.Request) -> web.Response:
+    return json_response(request.app[STATE_KEY].rate_limit_report())
 
 
 async def get_stats(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from local.emulator.config import JOB_TIMESTAMP_FIELDS, EmulatorConfig
+from local.emulator.config import JOB_TIMESTAMP_FIELDS, EmulatorConfig, RateLimit
 from local.emulator.server import serve
 
 READY_PREFIX = "EMULATOR_READY"
@@ -27,6 +27,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expiry-seconds", type=float, default=defaults.expiry_seconds)
     parser.add_argument(
         "--job-timestamp-field", choices=JOB_TIMESTAMP_FIELDS, default=defaults.job_timestamp_field
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        metavar="PER_MINUTE",
+        help="429 for GET job and cancel beyond this many a minute (sliding window); default unlimited",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     return parser.parse_args(argv)
@@ -55,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             expiry_seconds=args.expiry_seconds,
             job_timestamp_field=args.job_timestamp_field,
             seed=args.seed,
+            rate_limit=RateLimit(requests_per_minute=args.rate_limit),
         )
     except ValueError as exc:
         print(f"invalid configuration: {exc}", file=sys.stderr)

@@ -133,6 +133,21 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """The per-minute limit (``local.emulator.ratelimit``); ``requests_per_minute`` None: unlimited."""
+
+    requests_per_minute: int | None = None
+    count_submissions: bool = False
+
+    def __post_init__(self) -> None:
+        limit = self.requests_per_minute
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ValueError(f"requests_per_minute must be an integer >= 1 or null, got {limit!r}")
+        if not isinstance(self.count_submissions, bool):
+            raise ValueError("count_submissions must be a boolean")
+
+
+@dataclass(frozen=True)
 class Timing:
     """Lifecycle durations; a job keeps the timing in force when it was submitted."""
 
@@ -157,6 +172,7 @@ class EmulatorConfig:
     job_timestamp_field: str = "lastUpdatedDateTime"
     custom_projects: CustomProjects = field(default_factory=lambda: DEFAULT_CUSTOM_PROJECTS)
     faults: Faults = Faults()
+    rate_limit: RateLimit = RateLimit()
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -176,6 +192,8 @@ class EmulatorConfig:
         _validate_projects(self.custom_projects)
         if not isinstance(self.faults, Faults):
             raise ValueError("faults must be a Faults instance")
+        if not isinstance(self.rate_limit, RateLimit):
+            raise ValueError("rate_limit must be a RateLimit instance")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 

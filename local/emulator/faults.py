@@ -38,7 +38,11 @@ def draw_fault(faults: Faults, rng: random.Random) -> str | None:
 
 
 def throttled(faults: Faults, operation: str) -> web.Response:
-    seconds = faults.retry_after_seconds
+    return rate_limited(operation, faults.retry_after_seconds)
+
+
+def rate_limited(operation: str, seconds: int) -> web.Response:
+    """429 as the APIM front end answers it (CONTRACT.md section 4)."""
     message = (
         f"Requests to the {operation} Operation under Azure AI Language API have exceeded rate limit of your "
         f"current Language S pricing tier. Please retry after {seconds} second{'' if seconds == 1 else 's'}. "

@@ -23,6 +23,7 @@ from local.emulator.faults import (
     THROTTLE,
     draw_fault,
     malformed,
+    rate_limited,
     reset_connection,
     server_error,
     throttled,
@@ -36,12 +37,14 @@ from local.emulator.keys import (
     OPERATIONS,
     RESET_KEY,
     STATE_KEY,
+    SUBMIT,
 )
 from local.emulator.versions import SUPPORTED_API_VERSIONS
 
 logger = logging.getLogger("local.emulator")
 
 _OPERATION_TITLES = {GET_JOB: "Get analysis status and results", CANCEL_JOB: "Cancel analysis job"}
+_SUBMIT_TITLE = "Submit analysis job"
 _ERROR_CODES = {404: "NotFound", 413: "InvalidRequest"}
 _LOGGED_PARAMETERS = frozenset({"api-version", "top", "skip", "showStats"})
 
@@ -146,6 +149,20 @@ async def require_api_version(request: web.Request, handler: Handler) -> web.Str
                 f"Unsupported api-version {version!r}. Supported versions: {supported}.",
             )
         request[API_VERSION_KEY] = version
+    return await handler(request)
+
+
+@web.middleware
+async def limit_rate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The per-minute rate limit (see ``local.emulator.ratelimit``); admin calls are never counted."""
+    name = request.match_info.route.name
+    state = request.app[STATE_KEY]
+    limit = state.rate_limit
+    counted = name in _OPERATION_TITLES or (name == SUBMIT and limit.count_submissions)
+    if counted:
+        retry_after = state.window.admit(limit.requests_per_minute)
+        if retry_after is not None:
+            return rate_limited(_OPERATION_TITLES.get(name or "", _SUBMIT_TITLE), retry_after)
     return await handler(request)
 
 

@@ -12,7 +12,14 @@ from aiohttp import web
 from local.emulator import admin, handlers
 from local.emulator.config import EmulatorConfig
 from local.emulator.keys import CANCEL_JOB, GET_JOB, JOBS_PATH, STATE_KEY, SUBMIT
-from local.emulator.middleware import authenticate, inject_faults, json_errors, observe, require_api_version
+from local.emulator.middleware import (
+    authenticate,
+    inject_faults,
+    json_errors,
+    limit_rate,
+    observe,
+    require_api_version,
+)
 from local.emulator.state import EmulatorState
 
 # Slow-fault handlers wake on shutdown; this only bounds a stuck client connection.
@@ -22,7 +29,7 @@ _SHUTDOWN_TIMEOUT_SECONDS = 2.0
 def create_app(config: EmulatorConfig) -> web.Application:
     # Order matters: the outermost middleware sees the final status of every other layer.
     app = web.Application(
-        middlewares=[observe, json_errors, authenticate, require_api_version, inject_faults]
+        middlewares=[observe, json_errors, authenticate, require_api_version, limit_rate, inject_faults]
     )
     app[STATE_KEY] = EmulatorState(config)
     job_path = JOBS_PATH + "/{job_id:[^/:]+}"
@@ -34,6 +41,8 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_post("/_emulator/clock", admin.advance_clock)
     app.router.add_post("/_emulator/jobs/{job_id}/overrides", admin.set_overrides)
     app.router.add_get("/_emulator/stats", admin.get_stats)
+    app.router.add_get("/_emulator/rate-limit", admin.get_rate_limit)
+    app.router.add_put("/_emulator/rate-limit", admin.put_rate_limit)
     app.router.add_get("/_emulator/jobs", admin.list_jobs)
     app.on_response_prepare.append(_stamp_request_id)
     app.on_shutdown.append(_wake_delayed_handlers)

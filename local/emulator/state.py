@@ -9,8 +9,9 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 from local.emulator.clock import EmulatorClock, format_job_time
-from local.emulator.config import EmulatorConfig, Faults, Timing
+from local.emulator.config import EmulatorConfig, Faults, RateLimit, Timing
 from local.emulator.jobs import Job, plan_tasks
+from local.emulator.ratelimit import SlidingWindow
 from local.emulator.submission import Submission
 
 # Per-job operation names in `by_job` (stats "byJob").
@@ -28,6 +29,8 @@ class EmulatorState:
         self.clock = EmulatorClock()
         self.faults: Faults = config.faults
         self.timing = Timing(config.not_started_seconds, config.running_seconds)
+        self.rate_limit: RateLimit = config.rate_limit
+        self.window = SlidingWindow()
         self.rng = random.Random(config.seed)
         self.jobs: dict[str, Job] = {}
         self.requests: Counter[RequestKey] = Counter()
@@ -82,6 +85,14 @@ class EmulatorState:
                 job_id: {operation: counts[operation] for operation in JOB_OPERATIONS}
                 for job_id, counts in self.by_job.items()
             },
+        }
+
+    def rate_limit_report(self) -> dict[str, object]:
+        """The `/_emulator/rate-limit` body: the limit in force and what the window admitted."""
+        return {
+            "requestsPerMinute": self.rate_limit.requests_per_minute,
+            "countSubmissions": self.rate_limit.count_submissions,
+            **self.window.report(),
         }
 
     def job_summaries(self) -> list[dict[str, object]]:

@@ -5,7 +5,7 @@ land between two storage writes); the Language emulator injects 429s, 5xx, reset
 answers. Jobs of varied lifecycles (finished at the first poll, running for several polls, paged
 results, failed, partiallyCompleted, a few purged while tracked) are enqueued with 10 % duplicate
 deliveries and a few malformed messages. Two or more worker processes run the real
-``function_app`` through the local queue runner (``local.proof.chaos_worker``); they are SIGKILLed at
+``function_app`` through the local queue runner (``local.host.worker``); they are SIGKILLed at
 random instants while an invocation is in flight and restarted, the sweep fires every few seconds,
 and Azurite is stopped for several seconds, more than once. The run ends when the work is done,
 and is judged by storage alone (``local.proof.judge``).
@@ -38,9 +38,9 @@ from azure.storage.queue.aio import QueueClient
 from local.bench.latency import LatencyProxy
 from local.emulator import EmulatorConfig, serve
 from local.host.azurite import Azurite, connection_string
+from local.host.process import WorkerProcess
 from local.proof.judge import Expectation, Verdict, judge
 from local.proof.plan import API_KEY, BAD_MESSAGES, FAULTS, ChaosPlan, ChaosReport
-from local.proof.workers import WorkerProcess, pick_victim, restart_after
 from local.proof.workload import drop_app_message, enqueue_messages, purge_seen, submit_jobs
 
 __all__ = ["run_chaos"]
@@ -48,6 +48,7 @@ __all__ = ["run_chaos"]
 _log = logging.getLogger("local.chaos")
 
 _PAGE_SIZE: Final = 10
+_STATUS_WAIT_SECONDS: Final = 2.0  # how long a kill waits for a worker with an invocation in flight
 _CHECK_SECONDS: Final = 1.0
 
 
@@ -81,6 +82,8 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 "POLL_MAX_DELAY_SECONDS": "4",
                 "SWEEP_SCHEDULE": plan.sweep_schedule,
                 "SWEEP_GRACE_SECONDS": str(plan.sweep_grace_seconds),
+                # Crash safety, not the budget, is judged here: its blob is in play, its limit is not.
+                "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "60000",
             }
             jobs = await submit_jobs(http, emulator.base_url, plan)
             expected = {
@@ -220,6 +223,26 @@ async def _orchestrate(
     return last_fault
 
 
+async def pick_victim(
+    workers: Sequence[WorkerProcess], rng: random.Random
+) -> tuple[WorkerProcess | None, bool]:
+    """A running worker with an invocation in flight, if one shows up soon; else any running one."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + _STATUS_WAIT_SECONDS
+    while loop.time() < give_up:
+        busy = [worker for worker in workers if worker.alive and worker.in_flight() > 0]
+        if busy:
+            return rng.choice(busy), True
+        await asyncio.sleep(0.01)
+    alive = [worker for worker in workers if worker.alive]
+    return (rng.choice(alive) if alive else None), False
+
+
+async def restart_after(worker: WorkerProcess, after: float) -> None:
+    await asyncio.sleep(after)
+    await worker.start()
+
+
 class _Progress:
     """Whether the work is over, read from storage directly (not through the latency proxies).
 
@@ -250,7 +273,8 @@ class _Progress:
             async with BlobServiceClient.from_connection_string(
                 self._connection_string, retry_total=0
             ) as blobs:
-                if [b async for b in blobs.get_container_client(f"{self._archive}-ledger").list_blobs()]:
+                ledger = blobs.get_container_client(f"{self._archive}-ledger")
+                if [b async for b in ledger.list_blobs() if b.name.endswith(".json")]:  # not the budget's
                     self._idle_since = None
                     return False
                 archive = blobs.get_container_client(self._archive)

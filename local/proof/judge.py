@@ -117,8 +117,11 @@ async def judge(
                 verdict.corrupt[job_id] = found
             else:
                 verdict.archived += 1
+        # Job records only (``<jobId>.json``): the request budget's blob shares the container.
         verdict.pending = [
-            name.removesuffix(".json") for name in await _names(blobs.get_container_client(ledger_container))
+            name.removesuffix(".json")
+            for name in await _names(blobs.get_container_client(ledger_container))
+            if name.endswith(".json")
         ]
         manifests = {
             name.removesuffix("/manifest.json"): await _json(archive, name)

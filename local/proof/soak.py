@@ -1,6 +1,6 @@
 """``make soak``: 5,000 jobs through one worker process; its memory must level off.
 
-One ``local.proof.chaos_worker`` process (the real ``function_app`` through the local queue runner) takes
+One ``local.host.worker`` process (the real ``function_app`` through the local queue runner) takes
 every job from the queue, on Azurite and the Language emulator (no faults: this measures memory,
 not recovery). At every 1,000 jobs it prints the worker's resident memory now and its peak so far.
 It passes when the peak grew by at most ``--max-growth`` (default 10 %) over the second half of the
@@ -25,7 +25,7 @@ from azure.storage.queue.aio import QueueClient
 
 from local.emulator import EmulatorConfig, serve
 from local.host.azurite import Azurite
-from local.proof.workers import WorkerProcess
+from local.host.process import WorkerProcess
 from local.upstream import enqueue, submit_job
 
 _KEY = "soak-key-0123456789abcdef"
@@ -54,6 +54,7 @@ async def soak(
             "ARCHIVE_CONTAINER": "soak-archive",
             "JOBS_QUEUE": "soak-jobs",
             "SWEEP_SCHEDULE": "0 0 0 1 1 *",
+            "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "1000000",  # throughput, not the budget, is measured
         }
         gate = asyncio.Semaphore(16)
         docs = [{"id": str(n), "text": _TEXT} for n in range(documents)]

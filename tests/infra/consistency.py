@@ -134,7 +134,12 @@ TELEMETRY_DIMENSIONS: Final = frozenset(
 )
 #: Where the infra names the app's telemetry: a module, and the metrics it must name (all: the workbook).
 TELEMETRY_MODULES: Final = {
-    "alerts.bicep": {Metric.MESSAGES_POISONED, Metric.LEDGER_OVERDUE, Metric.JOBS_ARCHIVED},
+    "alerts.bicep": {
+        Metric.MESSAGES_POISONED,
+        Metric.LEDGER_OVERDUE,
+        Metric.JOBS_ARCHIVED,
+        Metric.LANGUAGE_REQUESTS,
+    },
     "workbook.bicep": set(Metric),
 }
 #: A stand-in for deploy-time values when the infra's settings go through the app's validation.

@@ -22,6 +22,7 @@ import function_app
 from local.host.azurite import Azurite
 from local.host.functions import functions_of
 from local.upstream import submit_job
+from shared.request_budget import BUDGET_BLOB
 from shared.runtime import close_process_runtime
 from shared.settings import Settings, load_settings
 from tests.conftest import EMULATOR_KEY
@@ -143,7 +144,9 @@ class Stack:
             return []
 
     async def ledger_names(self) -> list[str]:
-        return await self.blob_names(container=self.settings.ledger_container)
+        """The job records (the request budget's blob shares the container)."""
+        names = await self.blob_names(container=self.settings.ledger_container)
+        return [name for name in names if name != BUDGET_BLOB]
 
 
 def app_function(name: str) -> Any:

@@ -6,6 +6,7 @@ config on it sees them all.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -20,6 +21,8 @@ import pytest
 
 from local.bench.floor import Floor
 from local.host.azurite import Azurite
+from shared.budget import BudgetLimits
+from shared.request_budget import BUDGET_BLOB
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
 from shared.worker import Outcome, handle_message
@@ -49,7 +52,18 @@ class Meter:
         _context: SimpleNamespace,
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
-        self.calls[(self._ports.get(params.url.port, "other"), params.method)] += 1
+        service = self._ports.get(params.url.port, "other")
+        if params.url.path.endswith(f"/{BUDGET_BLOB}"):
+            # The request budget's batches serve many jobs' requests: pinned by the tests below.
+            service = "budget"
+        self.calls[(service, params.method)] += 1
+
+    def of(self, service: str) -> int:
+        return sum(count for (name, _), count in self.calls.items() if name == service)
+
+    def per_job(self) -> Counter[tuple[str, str]]:
+        """The calls without the request budget's."""
+        return Counter({key: count for key, count in self.calls.items() if key[0] != "budget"})
 
     def reset(self) -> None:
         self.calls.clear()
@@ -63,6 +77,9 @@ async def metering(stack: Stack, settings: Settings) -> AsyncIterator[tuple[Runt
     for name in (settings.archive_container, settings.ledger_container):
         await stack.blobs.get_container_client(name).create_container()
     await stack.queues.get_queue_client(settings.jobs_queue).create_queue()
+    # And the request budget's blob (its batches are counted apart, as "budget").
+    await runtime.budget.acquire()
+    meter.reset()
     yield runtime, meter
     await runtime.aclose()
 
@@ -90,7 +107,7 @@ async def test_job_finished_at_first_poll_costs_one_get_and_one_put_per_blob(
     result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
 
     assert result.outcome is Outcome.ARCHIVED
-    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 3})  # 2 task blobs + manifest
+    assert meter.per_job() == Counter({("language", "GET"): 1, ("blob", "PUT"): 3})  # 2 task blobs + manifest
 
 
 async def test_each_further_page_costs_one_get(stack: Stack, metered: tuple[Runtime, Meter]) -> None:
@@ -99,7 +116,7 @@ async def test_each_further_page_costs_one_get(stack: Stack, metered: tuple[Runt
 
     await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
 
-    assert meter.calls == Counter({("language", "GET"): 2, ("blob", "PUT"): 3})
+    assert meter.per_job() == Counter({("language", "GET"): 2, ("blob", "PUT"): 3})
 
 
 async def test_poll_of_an_unfinished_job_costs_a_get_a_ledger_put_and_a_queue_put(
@@ -115,7 +132,7 @@ async def test_poll_of_an_unfinished_job_costs_a_get_a_ledger_put_and_a_queue_pu
     result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
 
     assert result.outcome is Outcome.RESCHEDULED
-    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 1, ("queue", "POST"): 1})
+    assert meter.per_job() == Counter({("language", "GET"): 1, ("blob", "PUT"): 1, ("queue", "POST"): 1})
 
 
 async def test_redelivered_message_of_an_archived_job_costs_one_probe(
@@ -130,7 +147,7 @@ async def test_redelivered_message_of_an_archived_job_costs_one_probe(
     result = await handle_message(body, dequeue_count=2, runtime=runtime)
 
     assert result.outcome is Outcome.ALREADY_ARCHIVED
-    assert meter.calls == Counter({("blob", "HEAD"): 1, ("blob", "DELETE"): 1})
+    assert meter.per_job() == Counter({("blob", "HEAD"): 1, ("blob", "DELETE"): 1})
 
 
 async def test_duplicate_first_delivery_of_an_archived_job_stops_at_its_task_blobs(
@@ -146,7 +163,7 @@ async def test_duplicate_first_delivery_of_an_archived_job_stops_at_its_task_blo
 
     assert result.outcome is Outcome.ALREADY_ARCHIVED
     # The task blobs are written at once, so each meets its 409; the probe then finds the manifest.
-    assert meter.calls == Counter({("language", "GET"): 1, ("blob", "PUT"): 2, ("blob", "HEAD"): 1})
+    assert meter.per_job() == Counter({("language", "GET"): 1, ("blob", "PUT"): 2, ("blob", "HEAD"): 1})
 
 
 async def test_poisoned_message_costs_one_queue_put_and_no_service_call(
@@ -158,7 +175,40 @@ async def test_poisoned_message_costs_one_queue_put_and_no_service_call(
     result = await handle_message(b"not-a-job", dequeue_count=1, runtime=runtime)
 
     assert result.outcome is Outcome.POISONED
-    assert meter.calls == Counter({("queue", "POST"): 1})
+    assert meter.per_job() == Counter({("queue", "POST"): 1})
+
+
+async def test_the_request_budget_costs_a_storage_transaction_per_ten_language_requests_at_full_rate(
+    metered: tuple[Runtime, Meter],
+) -> None:
+    runtime, meter = metered
+    requests = 120  # 12 s at the default 600 a minute: the bucket's burst is long spent
+    assert runtime.settings.language_max_requests_per_minute == 600
+
+    await asyncio.gather(*(runtime.budget.acquire() for _ in range(requests)))
+
+    assert 0 < meter.of("budget") <= requests / 10
+    assert meter.of("blob") == 0
+
+
+async def test_a_lone_job_on_an_instance_holding_no_tokens_costs_one_more_put_for_its_batch(
+    stack: Stack, metered: tuple[Runtime, Meter]
+) -> None:
+    runtime, meter = metered
+    job_id = await stack.submit(documents(25))  # two pages: both from the one batch
+    await asyncio.sleep(BudgetLimits(per_minute=600).hold_seconds + 0.2)  # the held tokens expire
+
+    await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+
+    assert meter.calls == Counter({("language", "GET"): 2, ("blob", "PUT"): 3, ("budget", "PUT"): 1})
+
+
+async def test_an_idle_instance_sends_nothing_for_the_request_budget(metered: tuple[Runtime, Meter]) -> None:
+    _, meter = metered
+
+    await asyncio.sleep(1.0)
+
+    assert meter.calls == Counter()
 
 
 async def test_benchmark_floor_sends_the_apps_requests_for_the_same_job(
@@ -168,7 +218,7 @@ async def test_benchmark_floor_sends_the_apps_requests_for_the_same_job(
     runtime, meter = metered
     job_id = await stack.submit(documents(25))  # two pages
     await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
-    app_calls, app_blobs = Counter(meter.calls), await stack.blob_names()
+    app_calls, app_blobs = meter.per_job(), await stack.blob_names()
     meter.reset()
     container = f"floor-{uuid.uuid4().hex[:12]}"
     await stack.blobs.create_container(container)

@@ -149,3 +149,31 @@ async def test_archive_that_failed_on_redelivery_is_finished_through_the_ledger_
     data = await stack.blob(manifest["tasks"][0]["blob"]) or b""
     assert hashlib.sha256(data).hexdigest() == manifest["tasks"][0]["sha256"]
     assert await stack.ledger_names() == []
+
+
+async def test_a_job_late_by_less_than_the_apps_polls_are_is_left_alone(stack: Stack) -> None:
+    """While the request budget holds polls back (a long 429 storm), a late job only waits its turn."""
+    runtime = await process_runtime()
+    runtime.budget.poll_late(3600.0)  # polls come an hour late: shared with the next take
+    await runtime.budget.acquire()
+    job_id = await stack.submit()
+    due = datetime.now(UTC) - timedelta(minutes=10)
+    await put_record(stack, job_id, due=due)
+
+    await fire_sweep()
+
+    assert await stack.queue_length(stack.settings.jobs_queue) == 0
+    assert await record_due(stack, job_id) == due
+
+
+async def test_a_redriven_message_is_due_when_the_sweep_sent_it(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await put_record(stack, job_id, due=datetime.now(UTC) - timedelta(minutes=10))
+    before = datetime.now(UTC) - timedelta(seconds=1)
+
+    await fire_sweep()
+
+    text, _ = await stack.next_job_message(wait=2)
+    due_at = parse_time(json.loads(text)["_poll"]["dueAt"])
+    assert due_at is not None
+    assert due_at >= before

@@ -353,6 +353,7 @@ def full_message() -> JobMessage:
         expires_at=FIRST_SEEN + timedelta(hours=24),
         ledger_etag='"0x8DCF1A2B3C4D5E6"',
         unusable=2,
+        due_at=FIRST_SEEN + timedelta(seconds=40),
     )
 
 
@@ -394,6 +395,7 @@ def test_to_json_writes_the_public_fields_and_poll_state_under_underscore_poll()
             "expiresAt": "2024-11-02T12:00:00Z",
             "ledgerEtag": '"0x8DCF1A2B3C4D5E6"',
             "unusable": 2,
+            "dueAt": "2024-11-01T12:00:40Z",
         },
     }
 

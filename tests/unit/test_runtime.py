@@ -10,7 +10,7 @@ from typing import Final
 
 from shared.runtime import configure_telemetry
 from shared.settings import load_settings
-from shared.telemetry import JOB_ID, PollResult, Telemetry
+from shared.telemetry import JOB_ID, LanguageResult, PollResult, Telemetry
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 SETTINGS: Final = {"LANGUAGE_ENDPOINT": "https://x.cognitiveservices.azure.com", "AzureWebJobsStorage": "x=y"}
@@ -28,6 +28,7 @@ def test_without_a_connection_string_telemetry_records_nothing() -> None:
     telemetry.job_archived(status="succeeded", lag_seconds=1.0)
     telemetry.message_poisoned(reason="unparseable: x")
     telemetry.ledger_swept(pending=1, overdue=0)
+    telemetry.language_request(LanguageResult.OK, waited=0.0)
     telemetry.flush()
 
 

@@ -50,6 +50,7 @@ def test_defaults_are_those_of_the_design_table() -> None:
     assert settings.poll_max_delay_seconds == 300
     assert settings.sweep_schedule == "0 */5 * * * *"
     assert settings.sweep_grace_seconds == 300
+    assert settings.language_max_requests_per_minute == 600
     assert settings.events_queue is None
 
 
@@ -65,6 +66,7 @@ def test_declared_settings_and_defaults_match_the_design_table() -> None:
         "POLL_MAX_DELAY_SECONDS": "300",
         "SWEEP_SCHEDULE": "0 */5 * * * *",
         "SWEEP_GRACE_SECONDS": "300",
+        "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "600",
         "EVENTS_QUEUE": None,
         "APPLICATIONINSIGHTS_CONNECTION_STRING": None,
     }
@@ -247,6 +249,17 @@ def test_malformed_or_out_of_range_seconds_are_rejected_naming_the_setting(name:
 @pytest.mark.parametrize("name", ["POLL_INITIAL_DELAY_SECONDS", "POLL_MAX_DELAY_SECONDS"])
 def test_poll_delays_must_be_positive(name: str) -> None:
     assert name in settings_error({**BASE, name: "0"})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten", "1.5", "nan", "1e3"])
+def test_a_request_budget_that_is_not_a_whole_number_from_one_is_rejected_naming_it(value: str) -> None:
+    message = settings_error({**BASE, "LANGUAGE_MAX_REQUESTS_PER_MINUTE": value})
+    assert message.startswith("LANGUAGE_MAX_REQUESTS_PER_MINUTE")
+    assert "\n" not in message
+
+
+def test_a_request_budget_of_one_a_minute_is_accepted() -> None:
+    assert load(LANGUAGE_MAX_REQUESTS_PER_MINUTE="1").language_max_requests_per_minute == 1
 
 
 def test_sweep_grace_may_be_zero() -> None:
@@ -506,6 +519,7 @@ BAD_ENVIRONMENTS = [
     pytest.param({**BASE, "POLL_MAX_DELAY_SECONDS": "1"}, id="max-below-initial"),
     pytest.param({**BASE, "POLL_MAX_DELAY_SECONDS": "1e9"}, id="max-above-7-days"),
     pytest.param({**BASE, "SWEEP_GRACE_SECONDS": "-5"}, id="grace"),
+    pytest.param({**BASE, "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "6\n00"}, id="budget"),
     pytest.param({**BASE, "SWEEP_SCHEDULE": "0 */5\n* * *"}, id="schedule"),
     pytest.param({**BASE, "AzureWebJobsStorage": "garbage\nvalue"}, id="connection-string"),
     pytest.param(

@@ -23,6 +23,7 @@ from shared.telemetry import (
     REASON,
     RESULT,
     STATUS,
+    LanguageResult,
     Metric,
     PollResult,
     job_attributes,
@@ -131,6 +132,23 @@ def test_otel_lag_is_a_histogram_by_status_and_the_ledger_gauges_keep_the_last_s
     assert found[Metric.ARCHIVE_LAG] == [({STATUS: "succeeded"}, (2, 6.0))]
     assert found[Metric.LEDGER_PENDING] == [({}, 5)]
     assert found[Metric.LEDGER_OVERDUE] == [({}, 0)]
+
+
+def test_otel_language_requests_count_by_result_and_their_waits_are_a_histogram(
+    recorded: tuple[OtelTelemetry, InMemoryMetricReader, InMemorySpanExporter],
+) -> None:
+    telemetry, reader, _ = recorded
+
+    telemetry.language_request(LanguageResult.OK, waited=0.5)
+    telemetry.language_request(LanguageResult.THROTTLED, waited=1.5)
+    telemetry.language_request(LanguageResult.OK, waited=0.0)
+
+    found = points(reader)
+    assert sorted(found[Metric.LANGUAGE_REQUESTS], key=str) == [
+        ({RESULT: "ok"}, 2),
+        ({RESULT: "throttled"}, 1),
+    ]
+    assert found[Metric.LANGUAGE_WAIT] == [({}, (3, 2.0))]
 
 
 def test_otel_spans_nest_and_record_errors(

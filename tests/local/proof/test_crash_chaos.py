@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from local.host.azurite import Azurite
+from local.host.process import WorkerProcess
 from local.proof.chaos import run_chaos
 from local.proof.plan import LIFECYCLES, ChaosPlan
-from local.proof.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 

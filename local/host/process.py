@@ -1,5 +1,5 @@
-"""The chaos run's worker processes (``local.proof.chaos_worker``): started, SIGKILLed mid-invocation,
-restarted, and the choice of which one to kill.
+"""A worker process (``local.host.worker``) as the chaos run, the soak and the throttle bench drive it:
+started, SIGKILLed mid-invocation, stopped, its status and log read.
 """
 
 from __future__ import annotations
@@ -7,21 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Final
 
-__all__ = ["WorkerProcess", "pick_victim", "restart_after"]
+__all__ = ["WorkerProcess"]
 
-_STATUS_WAIT_SECONDS: Final = 2.0  # how long a kill waits for a worker with an invocation in flight
 _STOP_SECONDS: Final = 20.0
 
 
 class WorkerProcess:
-    """A ``local.proof.chaos_worker`` process that can be killed and started again."""
+    """A ``local.host.worker`` process that can be killed and started again."""
 
     def __init__(
         self, *, name: str, workdir: Path, environ: Mapping[str, str], timer: bool, lease: int
@@ -46,7 +44,7 @@ class WorkerProcess:
         self._log = self._log or self._log_path.open("ab")  # closed by stop()
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "local.proof.chaos_worker", "--name", self.name, "--status", str(self._status)),
+            *("-m", "local.host.worker", "--name", self.name, "--status", str(self._status)),
             *("--lease-seconds", str(self._lease), *(["--timer"] if self._timer else [])),
             env={**os.environ, **self._environ},
             stdin=asyncio.subprocess.DEVNULL,
@@ -55,7 +53,7 @@ class WorkerProcess:
         )
 
     def status(self) -> dict[str, int]:
-        """What the running process last reported (see ``local.proof.chaos_worker``); empty when unknown."""
+        """What the running process last reported (see ``local.host.worker``); empty when unknown."""
         if self._process is None:
             return {}
         try:
@@ -90,23 +88,3 @@ class WorkerProcess:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-
-async def pick_victim(
-    workers: Sequence[WorkerProcess], rng: random.Random
-) -> tuple[WorkerProcess | None, bool]:
-    """A running worker with an invocation in flight, if one shows up soon; else any running one."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + _STATUS_WAIT_SECONDS
-    while loop.time() < give_up:
-        busy = [worker for worker in workers if worker.alive and worker.in_flight() > 0]
-        if busy:
-            return rng.choice(busy), True
-        await asyncio.sleep(0.01)
-    alive = [worker for worker in workers if worker.alive]
-    return (rng.choice(alive) if alive else None), False
-
-
-async def restart_after(worker: WorkerProcess, after: float) -> None:
-    await asyncio.sleep(after)
-    await worker.start()

@@ -1,8 +1,8 @@
-"""One worker process of the crash-chaos run: the real ``function_app`` through the local queue runner.
+"""One Functions worker process: the real ``function_app`` through the local queue runner.
 
-``python -m local.proof.chaos_worker --name w1 --status FILE [--timer] [--lease-seconds 10]`` reads the
+``python -m local.host.worker --name w1 --status FILE [--timer] [--lease-seconds 10]`` reads the
 app settings from the environment like the Functions host, serves the jobs queue (and the sweep
-timer with ``--timer``) until SIGTERM, or until SIGKILL when the chaos run kills it. Every
+timer with ``--timer``) until SIGTERM, or until SIGKILL when a chaos run kills it. Every
 ``_STATUS_SECONDS`` it replaces FILE with ``{"inFlight": n, "invoked": n, "pid": n}``, so the run
 can time its kills while an invocation is in flight.
 """
@@ -77,7 +77,7 @@ def _rss_kib() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="A chaos worker: function_app through the queue runner.")
+    parser = argparse.ArgumentParser(description="A worker process: function_app through the queue runner.")
     parser.add_argument("--name", required=True)
     parser.add_argument("--status", type=Path, required=True, help="file to keep the in-flight count in")
     parser.add_argument("--timer", action="store_true", help="run the sweep timer too")

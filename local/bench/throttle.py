@@ -1,0 +1,337 @@
+"""``make bench-throttle``: many jobs, one Language quota, no 429 storm, shown on this machine.
+
+A burst of jobs (300 by default) finishing at different times is put on the queue at once; worker
+processes (3) run the real ``function_app`` under the local queue runner (``local.host.worker``)
+with ``LANGUAGE_MAX_REQUESTS_PER_MINUTE`` (480); the Language emulator allows 600 a minute
+(sliding window) and is squeezed to 300 for 30 s while the work runs. It prints the most requests
+the app sent in any 60-s window, the 429s and their share, lag p50/p95 (lastUpdatedDateTime to
+archivedAt, from the manifests) and GETs per job, and exits non-zero when a threshold fails:
+every job archived ``succeeded``, 429s at most 2 % of the app's requests, at most 1.1 x the budget
+in any 60-s window, lag p95 at most 75 s.
+
+    python -m local.bench.throttle                     # what `make bench-throttle` runs
+    python -m local.bench.throttle --jobs 60 --workers 2 --budget 240
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueClient
+
+from local.emulator import EmulatorConfig, RateLimit, serve
+from local.emulator.server import RunningEmulator
+from local.host.azurite import Azurite
+from local.host.process import WorkerProcess
+from local.upstream import enqueue, job_message, submit_job
+
+__all__ = ["ThrottlePlan", "ThrottleReport", "percentile", "run_bench_throttle"]
+
+_log = logging.getLogger("local.bench.throttle")
+
+_KEY: Final = "throttle-key-0123456789abcdef"
+_TEXT: Final = "Contoso Ltd. shipped to Seattle and the Pacific Northwest on March 15, 2025."
+_TASKS: Final = (
+    {"kind": "EntityRecognition", "taskName": "prebuilt", "parameters": {"modelVersion": "latest"}},
+    {
+        "kind": "CustomEntityRecognition",
+        "taskName": "regions",
+        "parameters": {"projectName": "MyProject", "deploymentName": "MyDeployment"},
+    },
+)
+_CHECK_SECONDS: Final = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThrottlePlan:
+    jobs: int = 300
+    workers: int = 3
+    budget: int = 480  # LANGUAGE_MAX_REQUESTS_PER_MINUTE
+    service_limit: int = 600  # the emulator's requests per minute
+    squeeze_limit: int = 300
+    squeeze_after: float = 40.0  # seconds after the workers start
+    squeeze_seconds: float = 30.0
+    #: The jobs run this long at the service, in equal shares: they finish at different times.
+    running_seconds: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0)
+    timeout: float = 900.0
+    max_throttled_share: float = 0.02
+    max_window_ratio: float = 1.1
+    max_lag_p95: float = 75.0
+
+
+@dataclass(kw_only=True)
+class ThrottleReport:
+    plan: ThrottlePlan
+    statuses: Counter[str] = field(default_factory=Counter)
+    requests: int = 0  # the app's requests to the Language emulator (GET job, cancel)
+    throttled: int = 0
+    max_in_window: int = 0  # the most requests in any 60-s window, accepted and refused
+    lags: list[float] = field(default_factory=list)
+    gets_per_job: float = 0.0
+    elapsed: float = 0.0
+    squeezed: bool = False
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, requests in the window)
+
+    @property
+    def throttled_share(self) -> float:
+        return self.throttled / self.requests if self.requests else 0.0
+
+    @property
+    def archived(self) -> int:
+        return sum(self.statuses.values())
+
+    def failures(self) -> list[str]:
+        plan = self.plan
+        found = []
+        if self.statuses.get("succeeded", 0) != plan.jobs:
+            succeeded = self.statuses.get("succeeded", 0)
+            found.append(f"archived succeeded {succeeded} of {plan.jobs}: {dict(self.statuses)}")
+        if self.throttled_share > plan.max_throttled_share:
+            found.append(
+                f"429s {self.throttled_share:.1%} of the app's requests > {plan.max_throttled_share:.0%}"
+            )
+        if self.max_in_window > plan.max_window_ratio * plan.budget:
+            found.append(
+                f"{self.max_in_window} requests in a 60-s window > {plan.max_window_ratio} x {plan.budget}"
+            )
+        p95 = percentile(self.lags, 95)
+        if p95 is None or p95 > plan.max_lag_p95:
+            found.append(f"lag p95 {p95} s > {plan.max_lag_p95:g} s")
+        if not self.squeezed:
+            found.append("the squeeze never happened (the run ended first)")
+        return found
+
+    def summary(self) -> str:
+        plan = self.plan
+        p50, p95 = percentile(self.lags, 50), percentile(self.lags, 95)
+        lines = [
+            f"bench-throttle: {plan.jobs} jobs, {plan.workers} workers, budget {plan.budget}/min, service "
+            f"{plan.service_limit}/min squeezed to {plan.squeeze_limit}/min for {plan.squeeze_seconds:g} s "
+            f"after {plan.squeeze_after:g} s",
+            f"requests {self.requests}, 429 {self.throttled} ({self.throttled_share:.2%}), most in any 60-s "
+            f"window {self.max_in_window} ({self.max_in_window / plan.budget:.2f} x budget)",
+            f"archived {self.archived} {dict(self.statuses)}, lag p50 {_seconds(p50)} p95 {_seconds(p95)}, "
+            f"GETs per job {self.gets_per_job:.2f}, whole run {self.elapsed:.0f} s",
+            "requests in the 60-s window, every 10 s: "
+            + " ".join(f"{int(at)}s:{count}" for at, count in self.timeline[::10]),
+        ]
+        failures = self.failures()
+        lines.append("PASS" if not failures else "FAIL: " + "; ".join(failures))
+        return "\n".join(lines)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (``None`` for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} s"
+
+
+async def run_bench_throttle(plan: ThrottlePlan, *, workdir: Path) -> ThrottleReport:
+    azurite = await asyncio.to_thread(Azurite.start_sync, location=workdir / "azurite")
+    try:
+        config = EmulatorConfig(
+            api_key=_KEY,
+            not_started_seconds=0,
+            running_seconds=0,
+            rate_limit=RateLimit(requests_per_minute=plan.service_limit),
+        )
+        async with serve(config) as emulator, aiohttp.ClientSession() as http:
+            environ = {
+                "LANGUAGE_ENDPOINT": emulator.base_url,
+                "LANGUAGE_API_KEY": _KEY,
+                "AzureWebJobsStorage": azurite.connection_string,
+                "ARCHIVE_CONTAINER": "throttle-archive",
+                "JOBS_QUEUE": "throttle-jobs",
+                "LANGUAGE_MAX_REQUESTS_PER_MINUTE": str(plan.budget),
+                "SWEEP_SCHEDULE": "0 */5 * * * *",  # the defaults: the sweep must not re-drive
+                "SWEEP_GRACE_SECONDS": "300",  # jobs that only wait for the budget
+            }
+            job_ids = await _submit(http, emulator, plan)
+            await _enqueue(azurite.connection_string, environ["JOBS_QUEUE"], job_ids)
+            workers = [
+                WorkerProcess(name=f"worker-{n}", workdir=workdir, environ=environ, timer=n == 0, lease=30)
+                for n in range(plan.workers)
+            ]
+            report = ThrottleReport(plan=plan)
+            started = time.monotonic()
+            try:
+                for worker in workers:
+                    await worker.start()
+                await _watch(plan, emulator, azurite.connection_string, environ["ARCHIVE_CONTAINER"], report)
+            finally:
+                await asyncio.gather(*(worker.stop() for worker in workers))
+                report.elapsed = time.monotonic() - started
+            window = emulator.state.window.report()
+            report.requests = window["accepted"] + window["refused"]
+            report.throttled = window["refused"]
+            report.max_in_window = window["maxRequestsInWindow"]
+            gets = [emulator.state.by_job[job_id]["GET"] for job_id in job_ids]
+            report.gets_per_job = sum(gets) / len(gets) if gets else 0.0
+            await _read_manifests(azurite.connection_string, environ["ARCHIVE_CONTAINER"], report)
+            if report.failures():
+                for worker in workers:
+                    _log.warning("last lines of %s:\n%s", worker.name, worker.log_tail())
+            return report
+    finally:
+        await asyncio.to_thread(azurite.stop)
+
+
+async def _watch(
+    plan: ThrottlePlan,
+    emulator: RunningEmulator,
+    connection_string: str,
+    archive: str,
+    report: ThrottleReport,
+) -> None:
+    """Squeeze the service's limit on schedule, sample its window, stop when every job is archived."""
+    state = emulator.state
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    squeeze_at, release_at = started + plan.squeeze_after, started + plan.squeeze_after + plan.squeeze_seconds
+    async with BlobServiceClient.from_connection_string(connection_string, retry_total=0) as blobs:
+        container = blobs.get_container_client(archive)
+        while loop.time() - started < plan.timeout:
+            now = loop.time()
+            if not report.squeezed and now >= squeeze_at:
+                state.rate_limit = RateLimit(requests_per_minute=plan.squeeze_limit)
+                report.squeezed = True
+                _log.info("squeeze: the service allows %d a minute", plan.squeeze_limit)
+            if (
+                report.squeezed
+                and now >= release_at
+                and state.rate_limit.requests_per_minute != plan.service_limit
+            ):
+                state.rate_limit = RateLimit(requests_per_minute=plan.service_limit)
+                _log.info("released: the service allows %d a minute again", plan.service_limit)
+            window = state.window.report()
+            report.timeline.append((now - started, window["acceptedInWindow"] + window["refusedInWindow"]))
+            if report.squeezed and now >= release_at and await _manifests(container) >= plan.jobs:
+                return
+            await asyncio.sleep(_CHECK_SECONDS)
+
+
+async def _manifests(container: object) -> int:
+    try:
+        return len([b async for b in container.list_blobs() if b.name.endswith("/manifest.json")])  # type: ignore[attr-defined]
+    except (ResourceNotFoundError, AzureError):
+        return 0
+
+
+async def _read_manifests(connection_string: str, archive: str, report: ThrottleReport) -> None:
+    async with BlobServiceClient.from_connection_string(connection_string) as blobs:
+        container = blobs.get_container_client(archive)
+        with contextlib.suppress(ResourceNotFoundError):
+            async for blob in container.list_blobs():
+                if not blob.name.endswith("/manifest.json"):
+                    continue
+                manifest = json.loads(await (await container.download_blob(blob.name)).readall())
+                report.statuses[manifest["status"]] += 1
+                if manifest.get("lastUpdatedDateTime") and manifest.get("archivedAt"):
+                    lag = _time(manifest["archivedAt"]) - _time(manifest["lastUpdatedDateTime"])
+                    report.lags.append(max(0.0, lag))
+
+
+def _time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def _submit(http: aiohttp.ClientSession, emulator: RunningEmulator, plan: ThrottlePlan) -> list[str]:
+    """Submit the jobs in equal groups, each group with its own running time."""
+    groups = len(plan.running_seconds)
+    documents = [{"id": str(n), "language": "en", "text": _TEXT} for n in range(3)]
+    gate = asyncio.Semaphore(16)
+    job_ids: list[str] = []
+    for index, running in enumerate(plan.running_seconds):
+        timing = {"notStartedSeconds": 0, "runningSeconds": running}
+        async with http.put(f"{emulator.base_url}/_emulator/timing", json=timing) as response:
+            response.raise_for_status()
+        count = plan.jobs // groups + (1 if index < plan.jobs % groups else 0)
+
+        async def one() -> str:
+            async with gate:
+                job = await submit_job(http, emulator.base_url, key=_KEY, documents=documents, tasks=_TASKS)
+            return job.job_id
+
+        job_ids += await asyncio.gather(*(one() for _ in range(count)))
+    return job_ids
+
+
+async def _enqueue(connection_string: str, queue_name: str, job_ids: Sequence[str]) -> None:
+    gate = asyncio.Semaphore(32)
+    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
+        with contextlib.suppress(AzureError):
+            await queue.create_queue()
+
+        async def send(job_id: str) -> None:
+            async with gate:
+                await enqueue(queue, job_message(job_id))
+
+        await asyncio.gather(*(send(job_id) for job_id in job_ids))
+
+
+async def _main(plan: ThrottlePlan, keep: bool) -> int:
+    if keep:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-throttle-"))
+        report = await run_bench_throttle(plan, workdir=workdir)
+        print(f"kept: {workdir}")
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-throttle-") as name:
+            report = await run_bench_throttle(plan, workdir=Path(name))
+    print(report.summary())
+    return 0 if not report.failures() else 1
+
+
+def main() -> int:
+    defaults = ThrottlePlan()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--jobs", type=int, default=defaults.jobs)
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument(
+        "--budget", type=int, default=defaults.budget, help="LANGUAGE_MAX_REQUESTS_PER_MINUTE"
+    )
+    parser.add_argument("--service-limit", type=int, default=defaults.service_limit)
+    parser.add_argument("--squeeze-limit", type=int, default=defaults.squeeze_limit)
+    parser.add_argument("--squeeze-after", type=float, default=defaults.squeeze_after)
+    parser.add_argument("--squeeze-seconds", type=float, default=defaults.squeeze_seconds)
+    parser.add_argument("--keep", action="store_true", help="keep Azurite's data and the workers' logs")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    _log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    plan = ThrottlePlan(
+        jobs=args.jobs,
+        workers=args.workers,
+        budget=args.budget,
+        service_limit=args.service_limit,
+        squeeze_limit=args.squeeze_limit,
+        squeeze_after=args.squeeze_after,
+        squeeze_seconds=args.squeeze_seconds,
+    )
+    return asyncio.run(_main(plan, args.keep))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

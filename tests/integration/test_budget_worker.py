@@ -1,0 +1,87 @@
+"""The poll function under the request budget: a poll that would wait long goes back on the queue
+(the ledger says when), and a 429 reschedules the job and pauses the whole app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.runtime import process_runtime
+from shared.worker import MAX_BUDGET_WAIT, Outcome, handle_message
+from tests.conftest import EMULATOR_KEY
+
+from .conftest import SetFaults, Stack
+from .test_sweep_function import record_due
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("stack", [{"LANGUAGE_MAX_REQUESTS_PER_MINUTE": "1"}], indirect=True)
+async def test_a_poll_that_would_wait_long_for_the_budget_goes_back_on_the_queue(stack: Stack) -> None:
+    runtime = await process_runtime()
+    ahead = asyncio.create_task(runtime.budget.acquire())  # one a minute: the next waits a minute
+    await asyncio.sleep(0.5)
+    job_id = await stack.submit()
+    before = datetime.now(UTC)
+
+    result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+    ahead.cancel()
+
+    assert result.outcome is Outcome.RESCHEDULED
+    assert result.delay is not None
+    assert result.delay > MAX_BUDGET_WAIT
+    assert (await stack.requests_for(job_id)).get("GET", 0) == 0  # not polled: no request spent
+    due = await record_due(stack, job_id)
+    assert due is not None
+    assert due >= before + timedelta(seconds=MAX_BUDGET_WAIT)
+    assert await stack.queue_length(stack.settings.jobs_queue) == 1
+
+
+async def test_a_429_reschedules_the_job_and_pauses_every_request_of_the_app(stack: Stack) -> None:
+    runtime = await process_runtime()
+    job_id = await stack.submit()
+    await stack.admin("PUT", "rate-limit", {"requestsPerMinute": 1})
+    try:
+        # Whatever the window holds, this one fills it: the app's GET is refused for about a minute.
+        async with stack.http.get(
+            f"{stack.emulator_url}/language/analyze-text/jobs/{job_id}",
+            params={"api-version": stack.settings.language_api_version},
+            headers={"Ocp-Apim-Subscription-Key": EMULATOR_KEY},
+        ):
+            pass
+
+        result = await handle_message(
+            json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime
+        )
+    finally:
+        await stack.admin("PUT", "rate-limit", {"requestsPerMinute": None})
+
+    assert result.outcome is Outcome.RESCHEDULED
+    assert result.delay is not None
+    # Retry-After (about a minute) floors the next poll up to the cap (the tests' cap is short).
+    assert result.delay == stack.settings.poll_max_delay_seconds
+    state = runtime.budget.state  # type: ignore[attr-defined]
+    assert state.throttled_until > time.time() + 5
+    assert state.factor == 0.5
+    assert (await stack.requests_for(job_id))["GET"] == 2  # the direct one and the app's one only
+
+
+async def test_a_429_asking_for_one_second_is_the_requests_own_and_pauses_nobody(
+    stack: Stack, faults: SetFaults
+) -> None:
+    """The per-second limit (Retry-After: 1): the request retries in place; the app keeps its rate."""
+    runtime = await process_runtime()
+    job_id = await stack.submit()
+    await faults(rate429=1.0, retryAfterSeconds=1)
+
+    result = await handle_message(json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime)
+
+    assert result.outcome is Outcome.RESCHEDULED
+    state = runtime.budget.state  # type: ignore[attr-defined]
+    assert state is not None
+    assert state.throttled_until < time.time()
+    assert state.factor == 1.0
