@@ -9,16 +9,18 @@ Whoever sends does it after the manifest exists and before the job's message is 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from azure.storage.queue.aio import QueueClient
 
-from .archive import manifest_name
+from .archive import ArchiveWriter, manifest_name
 from .queues import send_text
 from .settings import Settings
 from .storage import StorageClients
+from .telemetry import job_attributes
 
 __all__ = [
     "EVENT_TYPE",
@@ -27,8 +29,11 @@ __all__ = [
     "EventUnrenderable",
     "archive_event",
     "archive_events",
+    "archived",
     "render_event",
 ]
+
+_log = logging.getLogger("archiver.events")
 
 EVENT_TYPE: Final = "LanguageJobArchiver.JobArchived"
 #: A queue message is at most 64 KiB once base64-encoded: 48 KiB of UTF-8 JSON, and an event stays under.
@@ -107,8 +112,32 @@ class ArchiveEvents:
         await send_text(self._queue, render_event(manifest, container_url=self._source), visibility_timeout=0)
 
     async def announce_stored(self, manifest: bytes, *, job_id: str) -> None:
-        """Send the event of job ``job_id`` from its manifest blob's bytes."""
-        await self.announce(_document(manifest, job_id=job_id))
+        """Send the event of job ``job_id`` from its manifest blob's bytes.
+
+        A manifest the app did not write is logged, not announced: no event could agree with it, and
+        retrying cannot help."""
+        try:
+            await self.announce(_document(manifest, job_id=job_id))
+        except EventUnrenderable as exc:
+            _log.error(
+                "job %s is archived but cannot be announced (%s): run 'python -m cli verify %s'",
+                job_id,
+                exc,
+                job_id,
+                extra=job_attributes(job_id),
+            )
+
+
+async def archived(archive: ArchiveWriter, events: ArchiveEvents | None, job_id: str) -> bool:
+    """Whether job ``job_id`` has its manifest (a HEAD); with events on, a GET of the manifest instead,
+    and the job announced (again) if it has one: whoever finds the manifest already there sends."""
+    if events is None:
+        return await archive.is_archived(job_id)
+    manifest = await archive.read_manifest(job_id)
+    if manifest is None:
+        return False
+    await events.announce_stored(manifest, job_id=job_id)
+    return True
 
 
 def _document(manifest: bytes, *, job_id: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Final
 
 from azure.core.exceptions import AzureError
 
-from .events import EventUnrenderable
+from .events import archived
 from .ledger import is_overdue
 from .messages import InvalidMessage
 from .runtime import Runtime
@@ -111,29 +111,10 @@ async def _lateness(runtime: Runtime) -> float:
     return late
 
 
-async def _archived(runtime: Runtime, job_id: str) -> bool:
-    """Whether the job has its manifest; with events on, the job is announced (again) if so, before
-    its ledger record goes (a worker may have died between the manifest and the event)."""
-    if runtime.events is None:
-        return await runtime.archive.is_archived(job_id)
-    manifest = await runtime.archive.read_manifest(job_id)
-    if manifest is None:
-        return False
-    try:
-        await runtime.events.announce_stored(manifest, job_id=job_id)
-    except EventUnrenderable as exc:
-        _log.error(
-            "job %s is archived but cannot be announced (%s): run 'python -m cli verify %s'",
-            job_id,
-            exc,
-            job_id,
-            extra=job_attributes(job_id),
-        )
-    return True
-
-
 async def _visit(runtime: Runtime, job_id: str, report: SweepReport, *, grace: timedelta) -> None:
-    if await _archived(runtime, job_id):
+    # With events on, the job is announced before its ledger record goes: a worker may have died
+    # between the manifest and the event.
+    if await archived(runtime.archive, runtime.events, job_id):
         await runtime.ledger.delete(job_id)
         report.cleaned += 1
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -19,7 +19,7 @@ from typing import Any, Final
 from azure.core.exceptions import AzureError
 
 from .archive import Commit, JobRecord, render_manifest, render_tasks
-from .events import EventUnrenderable
+from .events import archived
 from .jobs import JobPage, MalformedJob, merge_task_items
 from .language import (
     AccessDenied,
@@ -390,34 +390,27 @@ class _JobPoll:
 
     async def _found_archived(self, message: JobMessage) -> bool:
         """Whether the job has its manifest; with events on, the job is announced (again) if so."""
-        if self._rt.events is None:
-            return await self._rt.archive.is_archived(self._job_id)
-        manifest = await self._rt.archive.read_manifest(self._job_id)  # a GET instead of the HEAD
-        if manifest is None:
-            return False
-        await self._announce(message, manifest)
-        return True
+        async with self._sent_or_recorded(message):
+            return await archived(self._rt.archive, self._rt.events, self._job_id)
 
     async def _announce(self, message: JobMessage, manifest: bytes) -> None:
         """Send the job's archive event: its manifest exists, its message is not yet acknowledged."""
         assert self._rt.events is not None
-        try:
+        async with self._sent_or_recorded(message):
             await self._rt.events.announce_stored(manifest, job_id=self._job_id)
-        except EventUnrenderable as exc:
-            # Not a manifest the app wrote: no event could agree with it, and retrying cannot help.
-            self._log.error(
-                "job %s is archived but cannot be announced (%s): run 'python -m cli verify %s'",
-                self._job_id,
-                exc,
-                self._job_id,
-            )
+
+    @contextlib.asynccontextmanager
+    async def _sent_or_recorded(self, message: JobMessage) -> AsyncIterator[None]:
+        """A storage fault raises (never acknowledged before the event is sent: the host retries), but
+        first makes sure of a ledger record: should this message end in the poison queue, the sweep
+        still finds (and announces) the job. Best effort: storage is likely down as a whole."""
+        try:
+            yield
         except AzureError:
             if message.ledger_etag is None:
-                # Should this message end in the poison queue, a ledger record still lets the
-                # sweep announce the job (best effort: storage is likely down as a whole).
                 with contextlib.suppress(AzureError):
                     await self._rt.ledger.create(message, next_poll_at=self._now)
-            raise  # never acknowledged before the event is sent: the host retries
+            raise
 
     async def _forget(self) -> None:
         """Drop the ledger record of an archived job; the sweep cleans up if this fails."""
