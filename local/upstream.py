@@ -5,16 +5,19 @@ Used by the demo, the benchmark and the tests, against the emulator or a real La
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
-__all__ = ["SubmittedJob", "enqueue", "job_message", "submit_job"]
+__all__ = ["SubmittedJob", "enqueue", "enqueue_all", "job_message", "submit_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,22 @@ async def submit_job(
 async def enqueue(queue: QueueClient, text: str) -> None:
     """Put one message on the jobs queue, base64-encoded as the Functions host reads it."""
     await queue.send_message(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+
+
+async def enqueue_all(
+    connection_string: str, queue_name: str, texts: Iterable[str], *, concurrency: int = 16
+) -> None:
+    """Put every text on the queue (created if missing), ``concurrency`` sends at a time."""
+    gate = asyncio.Semaphore(concurrency)
+    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
+        with contextlib.suppress(ResourceExistsError):
+            await queue.create_queue()
+
+        async def send(text: str) -> None:
+            async with gate:
+                await enqueue(queue, text)
+
+        await asyncio.gather(*(send(text) for text in texts))
 
 
 def job_message(job_id: str, **fields: Any) -> str:

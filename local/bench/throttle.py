@@ -34,13 +34,12 @@ from typing import Final
 import aiohttp
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
-from azure.storage.queue.aio import QueueClient
 
 from local.emulator import EmulatorConfig, RateLimit, serve
 from local.emulator.server import RunningEmulator
 from local.host.azurite import Azurite
 from local.host.process import WorkerProcess
-from local.upstream import enqueue, job_message, submit_job
+from local.upstream import enqueue_all, job_message, submit_job
 
 __all__ = ["ThrottlePlan", "ThrottleReport", "percentile", "run_bench_throttle"]
 
@@ -170,7 +169,9 @@ async def run_bench_throttle(plan: ThrottlePlan, *, workdir: Path) -> ThrottleRe
                 "SWEEP_GRACE_SECONDS": "300",  # jobs that only wait for the budget
             }
             job_ids = await _submit(http, emulator, plan)
-            await _enqueue(azurite.connection_string, environ["JOBS_QUEUE"], job_ids)
+            await enqueue_all(
+                azurite.connection_string, environ["JOBS_QUEUE"], map(job_message, job_ids), concurrency=32
+            )
             workers = [
                 WorkerProcess(name=f"worker-{n}", workdir=workdir, environ=environ, timer=n == 0, lease=30)
                 for n in range(plan.workers)
@@ -277,19 +278,6 @@ async def _submit(http: aiohttp.ClientSession, emulator: RunningEmulator, plan: 
 
         job_ids += await asyncio.gather(*(one() for _ in range(count)))
     return job_ids
-
-
-async def _enqueue(connection_string: str, queue_name: str, job_ids: Sequence[str]) -> None:
-    gate = asyncio.Semaphore(32)
-    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
-        with contextlib.suppress(AzureError):
-            await queue.create_queue()
-
-        async def send(job_id: str) -> None:
-            async with gate:
-                await enqueue(queue, job_message(job_id))
-
-        await asyncio.gather(*(send(job_id) for job_id in job_ids))
 
 
 async def _main(plan: ThrottlePlan, keep: bool) -> int:

@@ -17,7 +17,7 @@ from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue.aio import QueueClient
 
 from local.proof.plan import API_KEY, BAD_MESSAGES, TEXT, ChaosPlan, Lifecycle
-from local.upstream import enqueue, submit_job
+from local.upstream import enqueue_all, submit_job
 
 __all__ = ["drop_app_message", "enqueue_messages", "purge_seen", "submit_jobs"]
 
@@ -58,16 +58,7 @@ async def enqueue_messages(
     messages += rng.sample(messages, int(len(job_ids) * plan.duplicate_share))
     messages += BAD_MESSAGES
     rng.shuffle(messages)
-    gate = asyncio.Semaphore(16)
-    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
-        with contextlib.suppress(AzureError):
-            await queue.create_queue()
-
-        async def send(text: str) -> None:
-            async with gate:
-                await enqueue(queue, text)
-
-        await asyncio.gather(*(send(text) for text in messages))
+    await enqueue_all(connection_string, queue_name, messages)
     return len(messages)
 
 
