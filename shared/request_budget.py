@@ -21,10 +21,11 @@ Waiting is fair: waiters are served in the order of their job's deadline (neares
 then first come first served. A 429 empties this instance's tokens at once (its other requests stop
 before the next take) and pauses every instance through the shared state.
 
-The blob lives in the ledger container (``<ARCHIVE_CONTAINER>-ledger/_budget/language-requests``):
-like the ledger it is small state updated by compare-and-swap, and the identity's access to that
-container is already granted; its name has no ``.json`` suffix, so it is never mistaken for a
-job's record.
+The blob lives where the Functions host keeps its own coordination state, the container
+``azure-webjobs-hosts`` of ``AzureWebJobsStorage`` (``archiver/<ARCHIVE_CONTAINER>/language-requests.json``):
+every Functions app has it, the app's identity is granted it (infra/modules/roles.bicep), and the
+lifecycle rule that expires the host's constantly rewritten lock blobs expires this blob's old
+versions too. The archive holds only archived jobs and the ledger only job records.
 """
 
 from __future__ import annotations
@@ -70,11 +71,20 @@ from .budget import (
 )
 from .storage import create_container_if_missing
 
-__all__ = ["BUDGET_BLOB", "BlobBudgetStore", "BudgetStore", "Permits", "RequestBudget", "Unlimited"]
+__all__ = [
+    "HOST_CONTAINER",
+    "BlobBudgetStore",
+    "BudgetStore",
+    "Permits",
+    "RequestBudget",
+    "Unlimited",
+    "budget_blob",
+]
 
 _log = logging.getLogger("archiver.budget")
 
-BUDGET_BLOB: Final = "_budget/language-requests"
+#: The Functions host's own container in ``AzureWebJobsStorage`` (its locks and timer state).
+HOST_CONTAINER: Final = "azure-webjobs-hosts"
 _JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
 #: Compare-and-swap rounds before a take gives up for now (and tries again a little later).
 _MAX_SWAPS: Final = 8
@@ -96,10 +106,15 @@ class BudgetStore(Protocol):
         ...
 
 
+def budget_blob(archive_container: str) -> str:
+    """The budget's blob name in ``HOST_CONTAINER``: one budget per archiver, as each has its setting."""
+    return f"archiver/{archive_container}/language-requests.json"
+
+
 class BlobBudgetStore:
     """The state as a small JSON blob, written with If-Match (or If-None-Match: * to create)."""
 
-    def __init__(self, *, container: ContainerClient, name: str = BUDGET_BLOB) -> None:
+    def __init__(self, *, container: ContainerClient, name: str) -> None:
         self._container = container
         self._blob = container.get_blob_client(name)
 

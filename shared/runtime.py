@@ -26,7 +26,7 @@ from .language import InPlaceRetry, LanguageClient
 from .ledger import Ledger
 from .policy import PollPolicy
 from .queues import JobQueues
-from .request_budget import BlobBudgetStore, Permits, RequestBudget
+from .request_budget import HOST_CONTAINER, BlobBudgetStore, Permits, RequestBudget, budget_blob
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
 from .telemetry import Telemetry
@@ -114,7 +114,9 @@ async def build_runtime(
     )
     if budget is None:
         budget = RequestBudget(
-            store=BlobBudgetStore(container=storage.container(settings.ledger_container)),
+            store=BlobBudgetStore(
+                container=storage.container(HOST_CONTAINER), name=budget_blob(settings.archive_container)
+            ),
             limits=BudgetLimits(per_minute=settings.language_max_requests_per_minute),
             rand=rand,
         )

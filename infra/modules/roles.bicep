@@ -16,6 +16,8 @@
 //   with an identity") documents and the official Flex Consumption azd template grants: the host
 //   creates its containers and takes blob leases (primary-host and singleton locks, the timer
 //   trigger's schedule status). It covers every container of the account, the archive included.
+//   The app keeps its Language request budget there too (azure-webjobs-hosts/archiver/..., ETag
+//   compare-and-swap), so either grant below serves it.
 //   hostBlobOwnerOnAccount = false keeps only the Storage Blob Data Contributor grants on
 //   azure-webjobs-hosts and azure-webjobs-secrets (created by storage.bicep): narrower, but no
 //   deployment has proven that the host works with it (a missing right shows up as a host that

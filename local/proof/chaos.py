@@ -273,8 +273,7 @@ class _Progress:
             async with BlobServiceClient.from_connection_string(
                 self._connection_string, retry_total=0
             ) as blobs:
-                ledger = blobs.get_container_client(f"{self._archive}-ledger")
-                if [b async for b in ledger.list_blobs() if b.name.endswith(".json")]:  # not the budget's
+                if [b async for b in blobs.get_container_client(f"{self._archive}-ledger").list_blobs()]:
                     self._idle_since = None
                     return False
                 archive = blobs.get_container_client(self._archive)

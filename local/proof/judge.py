@@ -117,11 +117,8 @@ async def judge(
                 verdict.corrupt[job_id] = found
             else:
                 verdict.archived += 1
-        # Job records only (``<jobId>.json``): the request budget's blob shares the container.
         verdict.pending = [
-            name.removesuffix(".json")
-            for name in await _names(blobs.get_container_client(ledger_container))
-            if name.endswith(".json")
+            name.removesuffix(".json") for name in await _names(blobs.get_container_client(ledger_container))
         ]
         manifests = {
             name.removesuffix("/manifest.json"): await _json(archive, name)

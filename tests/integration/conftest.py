@@ -22,7 +22,6 @@ import function_app
 from local.host.azurite import Azurite
 from local.host.functions import functions_of
 from local.upstream import submit_job
-from shared.request_budget import BUDGET_BLOB
 from shared.runtime import close_process_runtime
 from shared.settings import Settings, load_settings
 from tests.conftest import EMULATOR_KEY
@@ -144,9 +143,7 @@ class Stack:
             return []
 
     async def ledger_names(self) -> list[str]:
-        """The job records (the request budget's blob shares the container)."""
-        names = await self.blob_names(container=self.settings.ledger_container)
-        return [name for name in names if name != BUDGET_BLOB]
+        return await self.blob_names(container=self.settings.ledger_container)
 
 
 def app_function(name: str) -> Any:

@@ -22,7 +22,7 @@ import pytest
 from local.bench.floor import Floor
 from local.host.azurite import Azurite
 from shared.budget import BudgetLimits
-from shared.request_budget import BUDGET_BLOB
+from shared.request_budget import HOST_CONTAINER
 from shared.runtime import Runtime, build_runtime
 from shared.settings import Settings
 from shared.worker import Outcome, handle_message
@@ -53,7 +53,7 @@ class Meter:
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
         service = self._ports.get(params.url.port, "other")
-        if params.url.path.endswith(f"/{BUDGET_BLOB}"):
+        if f"/{HOST_CONTAINER}/" in params.url.path:
             # The request budget's batches serve many jobs' requests: pinned by the tests below.
             service = "budget"
         self.calls[(service, params.method)] += 1

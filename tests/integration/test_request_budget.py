@@ -11,13 +11,14 @@ import pytest
 from azure.storage.blob.aio import ContainerClient
 
 from shared.budget import BudgetLimits
-from shared.request_budget import BlobBudgetStore, RequestBudget
+from shared.request_budget import BlobBudgetStore, RequestBudget, budget_blob
 
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration
 
 LIMITS = BudgetLimits(per_minute=600)  # 10 a second, a bucket of 25, batches of 12
+BLOB = budget_blob("archive")
 
 
 def container(stack: Stack) -> ContainerClient:
@@ -25,7 +26,7 @@ def container(stack: Stack) -> ContainerClient:
 
 
 def instance(where: ContainerClient) -> RequestBudget:
-    return RequestBudget(store=BlobBudgetStore(container=where), limits=LIMITS)
+    return RequestBudget(store=BlobBudgetStore(container=where, name=BLOB), limits=LIMITS)
 
 
 async def test_two_instances_share_one_bucket(stack: Stack) -> None:
@@ -95,6 +96,6 @@ async def test_the_sweeps_count_of_pending_jobs_sets_the_cycle(stack: Stack) -> 
 async def test_an_unreadable_blob_is_started_afresh(stack: Stack) -> None:
     where = container(stack)
     await where.create_container()
-    await where.upload_blob("_budget/language-requests", b"not json")
+    await where.upload_blob(BLOB, b"not json")
 
     assert await asyncio.wait_for(instance(where).acquire(), timeout=10) >= 0
