@@ -18,10 +18,9 @@ from enum import Enum
 from typing import Any, Final, TypeVar, cast
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
-from .storage import create_container_if_missing
+from .storage import JSON_CONTENT, create_container_if_missing
 from .timefmt import format_time
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 _T = TypeVar("_T")
-_JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
 
 
 class Commit(Enum):
@@ -156,10 +154,10 @@ class ArchiveWriter:
 
     async def _upload(self, name: str, data: bytes, *, overwrite: bool) -> None:
         try:
-            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
+            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=JSON_CONTENT)
         except ResourceNotFoundError:
             await create_container_if_missing(self._container)
-            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=_JSON)
+            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=JSON_CONTENT)
 
 
 async def _all(calls: Iterable[Awaitable[_T]]) -> list[_T]:

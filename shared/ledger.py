@@ -14,22 +14,19 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContentSettings
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
 from .messages import JobMessage, parse_message
 from .settings import Settings
-from .storage import create_container_if_missing
+from .storage import swap_blob
 from .timefmt import format_time, parse_time
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerRecord", "is_overdue"]
 
 _NEXT_POLL_KEY: Final = "nextpollat"
-_JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
 
 
 def is_overdue(next_poll_at: datetime | None, *, now: datetime, grace: timedelta) -> bool:
@@ -61,17 +58,12 @@ class Ledger:
 
     async def create(self, message: JobMessage, *, next_poll_at: datetime) -> str | None:
         """Record a newly pending job; the new ETag, or ``None`` when a record already exists."""
-        try:
-            return await self._put(message, next_poll_at, overwrite=False)
-        except ResourceExistsError:
-            return None
+        return await self._put(message, next_poll_at, etag=None)
 
     async def replace(self, message: JobMessage, *, next_poll_at: datetime, etag: str) -> str | None:
-        """Move the job on if ``etag`` is still current; ``None`` when another writer got there first."""
-        try:
-            return await self._put(message, next_poll_at, overwrite=True, etag=etag)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return None
+        """Move the job on if ``etag`` is still current; ``None`` when another writer got there first
+        (or the record is gone: the job was archived meanwhile)."""
+        return await self._put(message, next_poll_at, etag=etag)
 
     async def get(self, job_id: str) -> LedgerRecord | None:
         try:
@@ -108,9 +100,7 @@ class Ledger:
         except ResourceNotFoundError:
             return  # no container yet: nothing has ever gone pending
 
-    async def _put(
-        self, message: JobMessage, next_poll_at: datetime, *, overwrite: bool, etag: str | None = None
-    ) -> str:
+    async def _put(self, message: JobMessage, next_poll_at: datetime, *, etag: str | None) -> str | None:
         body = {
             "jobId": message.job_id,
             "nextPollAt": format_time(next_poll_at),
@@ -118,30 +108,13 @@ class Ledger:
             "message": json.loads(message.evolve(ledger_etag=None).to_json()),
         }
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        blob = self._container.get_blob_client(_name(message.job_id))
-
-        # Compare-and-swap on the ETag when replacing; create-only (If-None-Match: *) otherwise.
-        condition: dict[str, Any] = (
-            {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag is not None else {}
+        return await swap_blob(
+            self._container,
+            _name(message.job_id),
+            data,
+            etag=etag,
+            metadata={_NEXT_POLL_KEY: format_time(next_poll_at) or ""},
         )
-
-        async def put() -> dict[str, Any]:
-            return await blob.upload_blob(
-                data,
-                overwrite=overwrite,
-                metadata={_NEXT_POLL_KEY: format_time(next_poll_at) or ""},
-                content_settings=_JSON,
-                **condition,
-            )
-
-        try:
-            result = await put()
-        except ResourceNotFoundError:
-            if etag is not None:
-                raise  # the record is gone: the job was archived meanwhile
-            await create_container_if_missing(self._container)
-            result = await put()
-        return str(result["etag"])
 
 
 def _due(metadata: dict[str, str] | None) -> datetime | None:

@@ -42,16 +42,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
-    ResourceExistsError,
-    ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
 from .budget import (
@@ -69,7 +65,7 @@ from .budget import (
     with_lateness,
     with_pending,
 )
-from .storage import create_container_if_missing
+from .storage import swap_blob
 
 __all__ = [
     "HOST_CONTAINER",
@@ -85,7 +81,6 @@ _log = logging.getLogger("archiver.budget")
 
 #: The Functions host's own container in ``AzureWebJobsStorage`` (its locks and timer state).
 HOST_CONTAINER: Final = "azure-webjobs-hosts"
-_JSON: Final = ContentSettings(content_type="application/json; charset=utf-8")
 #: Compare-and-swap rounds before a take gives up for now (and tries again a little later).
 _MAX_SWAPS: Final = 8
 #: The shortest sleep of the waiting loop, and the random spread added to it so that instances
@@ -116,6 +111,7 @@ class BlobBudgetStore:
 
     def __init__(self, *, container: ContainerClient, name: str) -> None:
         self._container = container
+        self._name = name
         self._blob = container.get_blob_client(name)
 
     async def load(self) -> tuple[BudgetState | None, str | None]:
@@ -133,26 +129,7 @@ class BlobBudgetStore:
 
     async def swap(self, state: BudgetState, etag: str | None) -> str | None:
         data = json.dumps(asdict(state), separators=(",", ":")).encode()
-        condition: dict[str, Any] = (
-            {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-            if etag is not None
-            else {"match_condition": MatchConditions.IfMissing}
-        )
-
-        async def put() -> dict[str, Any]:
-            return await self._blob.upload_blob(data, overwrite=True, content_settings=_JSON, **condition)
-
-        try:
-            try:
-                result = await put()
-            except ResourceNotFoundError:
-                if etag is not None:
-                    return None  # deleted meanwhile: read again
-                await create_container_if_missing(self._container)
-                result = await put()
-        except (ResourceModifiedError, ResourceExistsError):
-            return None
-        return str(result["etag"])
+        return await swap_blob(self._container, self._name, data, etag=etag)
 
 
 class Permits(Protocol):

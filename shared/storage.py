@@ -12,16 +12,21 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
+from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .settings import StorageSettings
 
-__all__ = ["StorageClients", "create_container_if_missing", "open_storage"]
+__all__ = ["JSON_CONTENT", "StorageClients", "create_container_if_missing", "open_storage", "swap_blob"]
+
+#: Small JSON state blobs (ledger records, the request budget).
+JSON_CONTENT: Final = ContentSettings(content_type="application/json; charset=utf-8")
 
 # Explicit timeouts (seconds): a blob or queue call that hangs must fail and be retried by the
 # SDK's own retry policy rather than hold an invocation until the function timeout. They belong to
@@ -103,3 +108,42 @@ async def create_container_if_missing(container: ContainerClient) -> None:
     """
     with contextlib.suppress(ResourceExistsError):
         await container.create_container()
+
+
+async def swap_blob(
+    container: ContainerClient,
+    name: str,
+    data: bytes,
+    *,
+    etag: str | None,
+    metadata: Mapping[str, str] | None = None,
+) -> str | None:
+    """Compare-and-swap a small JSON blob: written only while it is still at ``etag`` (If-Match), or,
+    with ``etag`` None, only if it does not exist yet (If-None-Match: *).
+
+    The new ETag, or ``None`` when another writer got there first (or, with ``etag``, the blob is
+    gone meanwhile). The container is created on the first write that meets a 404.
+    """
+    blob = container.get_blob_client(name)
+    condition: dict[str, Any] = (
+        {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        if etag is not None
+        else {"match_condition": MatchConditions.IfMissing}
+    )
+
+    async def put() -> dict[str, Any]:
+        return await blob.upload_blob(
+            data, overwrite=True, metadata=dict(metadata or {}), content_settings=JSON_CONTENT, **condition
+        )
+
+    try:
+        try:
+            result = await put()
+        except ResourceNotFoundError:
+            if etag is not None:
+                return None
+            await create_container_if_missing(container)
+            result = await put()
+    except (ResourceModifiedError, ResourceExistsError):
+        return None
+    return str(result["etag"])
