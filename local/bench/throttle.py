@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from local.emulator import EmulatorConfig, RateLimit, serve
 from local.emulator.server import RunningEmulator
 from local.host.azurite import Azurite
-from local.host.process import WorkerProcess
+from local.host.process import WorkerProcess, run_folder
 from local.upstream import enqueue_all, job_message, submit_job
 
 __all__ = ["ThrottlePlan", "ThrottleReport", "percentile", "run_bench_throttle"]
@@ -281,13 +280,10 @@ async def _submit(http: aiohttp.ClientSession, emulator: RunningEmulator, plan: 
 
 
 async def _main(plan: ThrottlePlan, keep: bool) -> int:
-    if keep:
-        workdir = Path(tempfile.mkdtemp(prefix="bench-throttle-"))
+    with run_folder("bench-throttle-", keep=keep) as workdir:
         report = await run_bench_throttle(plan, workdir=workdir)
-        print(f"kept: {workdir}")
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-throttle-") as name:
-            report = await run_bench_throttle(plan, workdir=Path(name))
+        if keep:
+            print(f"kept: {workdir}")
     print(report.summary())
     return 0 if not report.failures() else 1
 

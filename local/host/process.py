@@ -1,19 +1,21 @@
 """A worker process (``local.host.worker``) as the chaos run, the soak and the throttle bench drive it:
-started, SIGKILLed mid-invocation, stopped, its status and log read.
+started, SIGKILLed mid-invocation, stopped, its status and log read; and the folder of a run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Final
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "run_folder"]
 
 _STOP_SECONDS: Final = 20.0
 
@@ -88,3 +90,13 @@ class WorkerProcess:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@contextlib.contextmanager
+def run_folder(prefix: str, *, keep: bool) -> Iterator[Path]:
+    """A new folder for a run's data (Azurite's, the workers' logs): removed afterwards unless ``keep``."""
+    if keep:
+        yield Path(tempfile.mkdtemp(prefix=prefix))
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        yield Path(name)

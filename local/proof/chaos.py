@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import random
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -38,7 +36,7 @@ from azure.storage.queue.aio import QueueClient
 from local.bench.latency import LatencyProxy
 from local.emulator import EmulatorConfig, serve
 from local.host.azurite import Azurite, connection_string
-from local.host.process import WorkerProcess
+from local.host.process import WorkerProcess, run_folder
 from local.proof.judge import Expectation, Verdict, judge
 from local.proof.plan import API_KEY, BAD_MESSAGES, FAULTS, ChaosPlan, ChaosReport
 from local.proof.workload import drop_app_message, enqueue_messages, purge_seen, submit_jobs
@@ -306,17 +304,8 @@ async def _last_archive(connection_string: str, container: str) -> float | None:
     return max(times, default=None)
 
 
-@contextlib.asynccontextmanager
-async def _workdir(keep: bool) -> AsyncIterator[Path]:
-    if keep:
-        yield Path(tempfile.mkdtemp(prefix="chaos-"))
-        return
-    with tempfile.TemporaryDirectory(prefix="chaos-") as name:
-        yield Path(name)
-
-
 async def _main(plan: ChaosPlan, keep: bool) -> int:
-    async with _workdir(keep) as workdir:
+    with run_folder("chaos-", keep=keep) as workdir:
         report = await run_chaos(plan, workdir=workdir)
         print(report.summary())
         for line in report.verdict.problems():

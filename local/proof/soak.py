@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from azure.storage.queue.aio import QueueClient
 
 from local.emulator import EmulatorConfig, serve
 from local.host.azurite import Azurite
-from local.host.process import WorkerProcess
+from local.host.process import WorkerProcess, run_folder
 from local.upstream import enqueue, submit_job
 
 _KEY = "soak-key-0123456789abcdef"
@@ -112,14 +111,14 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     print(f"soak: {args.jobs} jobs of {args.documents} documents x 2 tasks through one worker process")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
+    with run_folder("soak-", keep=False) as workdir:
         samples = asyncio.run(
             soak(
                 jobs=args.jobs,
                 every=args.every,
                 documents=args.documents,
                 time_limit=args.timeout,
-                workdir=Path(workdir),
+                workdir=workdir,
             )
         )
     ok = levels_off(samples, args.max_growth)
