@@ -7,12 +7,15 @@ task items. See CONTRACT.md §2-3 and "Surprises".
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from .jsontext import JsonRejected, loads
+from .jsontext import nesting_depth, well_formed
 from .timefmt import parse_time
 
 __all__ = [
@@ -35,6 +38,8 @@ MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 #: levels (job, tasks, items, results, documents, entities, metadata, errors with innererror).
 MAX_ANSWER_DEPTH: Final = 64
 
+#: A ``\u`` escape of a UTF-16 surrogate, either case (a pair or a lone one: ``well_formed`` tells).
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _MAX_STATUS_CHARS: Final = 64
 _EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
@@ -77,11 +82,33 @@ def parse_answer(body: bytes, *, job_id: str) -> JobPage:
     Raises ``MalformedJob`` (and nothing else) for anything unusable. Lone surrogates in the
     text are replaced by U+FFFD (``shared.jsontext``), so whatever is archived encodes as UTF-8.
     """
+    if len(body) > MAX_ANSWER_BYTES:
+        raise MalformedJob(f"the answer has {len(body)} bytes, more than the {MAX_ANSWER_BYTES} allowed")
+    # Bytes that are not UTF-8 become U+FFFD too; a byte-order mark is not part of the JSON.
+    text = body.decode("utf-8-sig", "replace")
+    if nesting_depth(text) > MAX_ANSWER_DEPTH:
+        raise MalformedJob(f"the answer nests deeper than the {MAX_ANSWER_DEPTH} levels allowed")
     try:
-        value = loads(body, max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_ANSWER_DEPTH)
-    except JsonRejected as exc:
-        raise MalformedJob(f"the answer is unusable: {exc}") from None
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        raise MalformedJob(f"the answer is not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # a number JSON cannot hold; the depth check
+        raise MalformedJob(f"the answer is not valid JSON ({exc})") from None
+    if _SURROGATE_ESCAPE.search(text):  # the only way decoded text can carry a lone surrogate
+        value = well_formed(value)
     return parse_job_page(value, job_id=job_id)
+
+
+def _not_a_number(name: str) -> Any:
+    # NaN and Infinity are not JSON; archived, they would make blobs no strict reader can parse.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond a double")
+    return value
 
 
 def parse_job_page(body: Any, *, job_id: str) -> JobPage:

@@ -21,7 +21,7 @@ import aiohttp
 
 from .auth import LanguageAuth, LanguageAuthError
 from .jobs import MAX_ANSWER_BYTES, JobPage, MalformedJob, parse_answer
-from .jsontext import clean_text
+from .jsontext import well_formed
 from .policy import parse_retry_after
 from .request_budget import Permits, Unlimited
 from .routecheck import RouteCheck, error_of, not_found_body
@@ -338,7 +338,8 @@ def _error_summary(body: bytes | None, credentials: Mapping[str, str]) -> str:
         text = body[:_MAX_ERROR_TEXT].decode("utf-8", "replace")
     # Redacted before it is cut, so that no fragment of a credential survives the cut; the
     # service's text may carry lone surrogates, and it ends up in a manifest's errors.
-    return clean_text(_redact(text, credentials)[:300])
+    summary: str = well_formed(_redact(text, credentials)[:300])
+    return summary
 
 
 def _redact(text: str, credentials: Mapping[str, str]) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Final
 
-from .jsontext import JsonRejected, loads
+from .jsontext import UnreadableJson, loads_bounded
 
 __all__ = ["SUSPECT_AFTER", "NotFoundBody", "RouteCheck", "error_of", "not_found_body"]
 
@@ -39,8 +39,10 @@ def error_of(body: bytes) -> dict[str, Any] | None:
     """The ``error`` object of an ErrorResponse body (its first 64 KiB), ``None`` if it is not one;
     never raises."""
     try:
-        value: Any = loads(body[:_MAX_ERROR_BYTES], max_bytes=_MAX_ERROR_BYTES, max_depth=_MAX_ERROR_DEPTH)
-    except JsonRejected:
+        value: Any = loads_bounded(
+            body[:_MAX_ERROR_BYTES].decode("utf-8", "replace"), max_depth=_MAX_ERROR_DEPTH
+        )
+    except UnreadableJson:
         return None
     error = value.get("error") if isinstance(value, dict) else None
     return error if isinstance(error, dict) else None
