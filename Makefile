@@ -9,7 +9,7 @@ VENV_WORKFLOWS := .venv-workflows
 WORKFLOWS_STAMP := $(VENV_WORKFLOWS)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all deps demo test bench bench-profile bench-cli bench-throttle simulate-budget chaos soak lint typecheck infra-check workflow-check clean
+.PHONY: all deps demo test bench bench-profile bench-cli bench-throttle simulate-budget chaos soak fuzz lint typecheck infra-check workflow-check clean
 
 all: test
 
@@ -96,6 +96,12 @@ soak: $(PY_STAMP) $(NODE_STAMP)
 # Where the app's CPU goes: two app rounds under cProfile, own time grouped by package, top functions.
 bench-profile: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.bench --profile
+
+# Coverage-guided fuzzing (atheris) of the message parser and the answer parser, FUZZ_SECONDS each
+# (default 60). Not part of `make test`, which runs each target for a second as a smoke test.
+FUZZ_SECONDS ?= 60
+fuzz: $(PY_STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m local.fuzz
 
 clean:
 	rm -rf $(VENV) $(VENV_CHECKOV) $(VENV_WORKFLOWS) node_modules .pytest_cache .mypy_cache .ruff_cache .demo

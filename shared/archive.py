@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,9 +33,15 @@ __all__ = [
     "manifest_name",
     "render_manifest",
     "render_tasks",
+    "task_blob_name",
 ]
 
 SCHEMA_VERSION: Final = 1
+#: The longest ``<kind>`` part of a task blob's name. Azure allows 1,024 characters in a blob
+#: name; a job id and ``/tasks/NN-…json`` take about 50, and every real kind is under 40.
+MAX_KIND_CHARS: Final = 100
+_UNSAFE_KIND: Final = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS: Final = re.compile(r"\.{2,}")
 _T = TypeVar("_T")
 
 
@@ -72,12 +79,24 @@ def manifest_name(job_id: str) -> str:
     return f"{job_id}/manifest.json"
 
 
+def task_blob_name(job_id: str, index: int, kind: Any) -> str:
+    r"""``<jobId>/tasks/<NN>-<kind>.json``, always a valid and safe blob name, unique by ``index``.
+
+    ``kind`` as served, reduced to ASCII letters, digits, ``_``, ``-`` and single dots (any other
+    run of characters becomes one ``_``), no dot at either end, at most ``MAX_KIND_CHARS``
+    characters; ``Unknown`` when nothing is left. No ``/``, ``\``, ``..`` or empty segment can
+    come out of it, whatever the service sends; the manifest keeps the full ``kind``.
+    """
+    text = kind if isinstance(kind, str) else ""
+    safe = _DOTS.sub("_", _UNSAFE_KIND.sub("_", text))[:MAX_KIND_CHARS].strip(".")
+    return f"{job_id}/tasks/{index:02d}-{safe or 'Unknown'}.json"
+
+
 def render_tasks(job_id: str, items: Sequence[Mapping[str, Any]]) -> list[TaskBlob]:
     """Task blobs in the service's order; bytes depend only on the items (sorted keys, compact)."""
     blobs = []
     for index, item in enumerate(items):
-        kind = str(item.get("kind") or "Unknown")
-        name = f"{job_id}/tasks/{index:02d}-{_safe(kind)}.json"
+        name = task_blob_name(job_id, index, item.get("kind"))
         data = json.dumps(item, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
         results = item.get("results") if isinstance(item.get("results"), Mapping) else {}
         assert isinstance(results, Mapping)
@@ -192,8 +211,3 @@ def render_manifest(record: JobRecord, tasks: Sequence[TaskBlob], *, now: dateti
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _safe(kind: str) -> str:
-    """``kind`` as served, restricted to characters that are safe in a blob name."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in kind) or "Unknown"

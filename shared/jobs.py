@@ -7,21 +7,42 @@ task items. See CONTRACT.md §2-3 and "Surprises".
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
+from .jsontext import nesting_depth, well_formed
 from .timefmt import parse_time
 
 __all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_ANSWER_DEPTH",
     "TERMINAL_STATUSES",
     "UNFINISHED_STATUSES",
     "JobPage",
     "MalformedJob",
     "merge_task_items",
+    "parse_answer",
     "parse_job_page",
 ]
+
+#: The largest page the app reads. A job holds at most 25 documents and 125,000 characters
+#: (CONTRACT.md §3), a few megabytes of entities per task at the very worst; beyond this an answer
+#: is not a job state, and parsing it would only cost memory (a batch polls 16 jobs at once).
+MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
+#: The deepest nesting of arrays and objects the app parses; a real job state nests about a dozen
+#: levels (job, tasks, items, results, documents, entities, metadata, errors with innererror).
+MAX_ANSWER_DEPTH: Final = 64
+
+#: A ``\u`` escape of a UTF-16 surrogate, either case (a pair or a lone one: ``well_formed`` tells).
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_MAX_STATUS_CHARS: Final = 64
+_EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
 
 TERMINAL_STATUSES: Final = frozenset({"succeeded", "partiallyCompleted", "failed", "cancelled"})
 UNFINISHED_STATUSES: Final = frozenset({"notStarted", "running", "cancelling"})
@@ -55,8 +76,49 @@ class JobPage:
         return self.status in UNFINISHED_STATUSES
 
 
+def parse_answer(body: bytes, *, job_id: str) -> JobPage:
+    """A page as the service sent it (the bytes of a 200): bounded, strict JSON, then the job state.
+
+    Raises ``MalformedJob`` (and nothing else) for anything unusable. Lone surrogates in the
+    text are replaced by U+FFFD (``shared.jsontext``), so whatever is archived encodes as UTF-8.
+    """
+    if len(body) > MAX_ANSWER_BYTES:
+        raise MalformedJob(f"the answer has {len(body)} bytes, more than the {MAX_ANSWER_BYTES} allowed")
+    # Bytes that are not UTF-8 become U+FFFD too; a byte-order mark is not part of the JSON.
+    text = body.decode("utf-8-sig", "replace")
+    if nesting_depth(text) > MAX_ANSWER_DEPTH:
+        raise MalformedJob(f"the answer nests deeper than the {MAX_ANSWER_DEPTH} levels allowed")
+    try:
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        raise MalformedJob(f"the answer is not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # a number JSON cannot hold; the depth check
+        raise MalformedJob(f"the answer is not valid JSON ({exc})") from None
+    if _SURROGATE_ESCAPE.search(text):  # the only way decoded text can carry a lone surrogate
+        value = well_formed(value)
+    return parse_job_page(value, job_id=job_id)
+
+
+def _not_a_number(name: str) -> Any:
+    # NaN and Infinity are not JSON; archived, they would make blobs no strict reader can parse.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond a double")
+    return value
+
+
 def parse_job_page(body: Any, *, job_id: str) -> JobPage:
-    """Read the fields the app decides on; raise ``MalformedJob`` when they are unusable."""
+    """Read the fields the app decides on; raise ``MalformedJob`` when they are unusable.
+
+    What the app decides on or counts must have its type: ``status`` and ``nextLink`` strings,
+    ``tasks.items`` a list of objects whose ``kind`` and ``taskName`` are strings (or absent),
+    ``results`` an object (or absent) whose ``documents`` and ``errors`` are lists of objects, each
+    document's ``entities`` a list. Everything else is archived as served.
+    """
     if not isinstance(body, dict):
         raise MalformedJob("job state is not a JSON object")
     served_id = body.get("jobId")
@@ -65,6 +127,8 @@ def parse_job_page(body: Any, *, job_id: str) -> JobPage:
     status = body.get("status")
     if not isinstance(status, str) or not status:
         raise MalformedJob("job state has no status")
+    if len(status) > _MAX_STATUS_CHARS:
+        raise MalformedJob("job state's status is not a status (too long)")
     tasks = body.get("tasks")
     if tasks is not None and not isinstance(tasks, dict):
         raise MalformedJob("tasks is not an object")
@@ -73,6 +137,8 @@ def parse_job_page(body: Any, *, job_id: str) -> JobPage:
         items = []
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise MalformedJob("tasks.items is not a list of objects")
+    for item in items:
+        _check_item(item)
     errors = body.get("errors") or []
     if not isinstance(errors, list):
         raise MalformedJob("errors is not a list")
@@ -85,17 +151,47 @@ def parse_job_page(body: Any, *, job_id: str) -> JobPage:
             raw=body,
             job_id=job_id,
             status=status,
-            created=parse_time(body.get("createdDateTime")),
+            created=_time(body.get("createdDateTime")),
             # The spec says lastUpdatedDateTime; the service has also sent lastUpdateDateTime.
-            last_updated=parse_time(body.get("lastUpdatedDateTime") or body.get("lastUpdateDateTime")),
-            expires=parse_time(body.get("expirationDateTime")),
+            last_updated=_time(body.get("lastUpdatedDateTime") or body.get("lastUpdateDateTime")),
+            expires=_time(body.get("expirationDateTime")),
             display_name=display_name if isinstance(display_name, str) else None,
             errors=errors,
             items=items,
             next_link=next_link or None,
         )
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise MalformedJob(f"job state has a malformed timestamp ({exc})") from None
+
+
+def _time(value: Any) -> datetime | None:
+    """A timestamp of the job, within years the app can compute with (``created`` + 24 h and the
+    like never overflow); ``ValueError`` outside them."""
+    parsed = parse_time(value)
+    if parsed is not None and not (_EARLIEST <= parsed < _LATEST):
+        raise ValueError(f"{parsed.isoformat()} is outside {_EARLIEST.year}-{_LATEST.year - 1}")
+    return parsed
+
+
+def _check_item(item: dict[str, Any]) -> None:
+    for name in ("kind", "taskName"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            raise MalformedJob(f"a task's {name} is not a string")
+    results = item.get("results")
+    if results is None:
+        return
+    if not isinstance(results, dict):
+        raise MalformedJob(f"results of task {item.get('taskName')!r} is not an object")
+    for name in ("documents", "errors"):
+        entries = results.get(name)
+        if entries is not None and (
+            not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries)
+        ):
+            raise MalformedJob(f"results.{name} of task {item.get('taskName')!r} is not a list of objects")
+    for document in results.get("documents") or ():
+        entities = document.get("entities")
+        if entities is not None and not isinstance(entities, list):
+            raise MalformedJob(f"entities of a document of task {item.get('taskName')!r} is not a list")
 
 
 def merge_task_items(pages: Sequence[JobPage]) -> list[dict[str, Any]]:
@@ -121,10 +217,12 @@ def merge_task_items(pages: Sequence[JobPage]) -> list[dict[str, Any]]:
             target = merged[candidates[nth]]
             for name in ("documents", "errors"):
                 extra = _results(item).get(name)
-                if extra:
-                    if not isinstance(extra, list):
-                        raise MalformedJob(f"results.{name} is not a list")
-                    target.setdefault("results", {}).setdefault(name, []).extend(extra)
+                if not extra:
+                    continue
+                results = target.get("results")
+                if not isinstance(results, dict):  # absent or null on the first page
+                    results = target["results"] = {}
+                results[name] = [*(results.get(name) or ()), *extra]
     return merged
 
 
@@ -144,12 +242,6 @@ def _copy_item(item: dict[str, Any]) -> dict[str, Any]:
     """Copy deep enough that merging never mutates the page it came from."""
     copy = dict(item)
     results = item.get("results")
-    if isinstance(results, dict):
+    if isinstance(results, dict):  # parse_job_page checked it and its lists
         copy["results"] = dict(results)
-        for name in ("documents", "errors"):
-            value = results.get(name)
-            if isinstance(value, list):
-                copy["results"][name] = list(value)
-            elif value is not None:
-                raise MalformedJob(f"results.{name} is not a list")
     return copy

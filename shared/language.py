@@ -9,7 +9,6 @@ reschedules through the queue instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,9 +20,11 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import aiohttp
 
 from .auth import LanguageAuth, LanguageAuthError
-from .jobs import JobPage, MalformedJob, parse_job_page
+from .jobs import MAX_ANSWER_BYTES, JobPage, MalformedJob, parse_answer
+from .jsontext import well_formed
 from .policy import parse_retry_after
 from .request_budget import Permits, Unlimited
+from .routecheck import RouteCheck, error_of, not_found_body
 from .telemetry import JOB_ID, LanguageResult, Telemetry, job_attributes
 from .urls import origin
 
@@ -47,6 +48,8 @@ _JOBS_PATH: Final = "/language/analyze-text/jobs/"
 #: well as 1,000 a minute): a momentary refusal that this request's own in-place retry honours.
 #: A longer one means the per-minute quota is spent for a while: the whole app pauses and slows.
 _PER_SECOND_RETRY_AFTER: Final = 1.0
+#: Of an error body that is not an ErrorResponse, only this much is decoded for the summary.
+_MAX_ERROR_TEXT: Final = 4096
 
 
 class LanguageError(Exception):
@@ -57,7 +60,12 @@ class LanguageError(Exception):
 
 
 class JobNotFound(LanguageError):
-    """404: the job never existed here, or was purged after its expiry."""
+    """404: the job never existed here, or was purged after its expiry; or, when ``unknown_route``,
+    the gateway does not know the route at all (``shared.routecheck``): a configuration fault."""
+
+    def __init__(self, message: str, *, unknown_route: bool = False) -> None:
+        super().__init__(message)
+        self.unknown_route = unknown_route
 
 
 class AccessDenied(LanguageError):
@@ -138,6 +146,7 @@ class LanguageClient:
         self._rand = rand
         self._telemetry = telemetry
         self._budget: Permits = budget or Unlimited()
+        self._route = RouteCheck()
 
     def job_url(self, job_id: str) -> str:
         return f"{self._endpoint}{_JOBS_PATH}{job_id}?{urlencode({'api-version': self._api_version})}"
@@ -198,15 +207,20 @@ class LanguageClient:
         for attempt in range(self._retry.attempts):
             _, body = await self._send("GET", url, job_id, deadline)
             try:
-                return parse_job_page(json.loads(body, parse_constant=_reject_constant), job_id=job_id)
-            except ValueError as exc:  # JSONDecodeError and MalformedJob alike
-                last = exc if isinstance(exc, MalformedJob) else MalformedJob(f"body is not JSON ({exc})")
+                if body is None:
+                    raise MalformedJob(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+                return parse_answer(body, job_id=job_id)
+            except MalformedJob as exc:
+                last = exc
                 if attempt + 1 < self._retry.attempts:
                     await self._sleep(self._backoff(attempt))
         raise UnusableResponse(f"job {job_id}: {last}")
 
-    async def _send(self, method: str, url: str, job_id: str, deadline: float | None) -> tuple[int, bytes]:
-        """One call with in-place retries of transient faults; returns (status, body) of a 2xx.
+    async def _send(
+        self, method: str, url: str, job_id: str, deadline: float | None
+    ) -> tuple[int, bytes | None]:
+        """One call with in-place retries of transient faults; returns (status, body) of a 2xx,
+        the body ``None`` when it is larger than ``MAX_ANSWER_BYTES`` (never read further).
 
         Every attempt first waits for a permit of the request budget. Each attempt is a client span
         (a dependency in Application Insights) with the URL's path only: the query is the
@@ -222,6 +236,7 @@ class LanguageClient:
                 raise AccessDenied(str(exc), status=401, retry_after=None) from exc
             headers = {"Accept": "application/json", **credentials}
             status: int | None = None  # None: no answer (timeout, reset)
+            body: bytes | None = None
             with self._telemetry.span(
                 f"Language {method}", kind="client", attributes=self._span_attributes(method, url, job_id)
             ) as span:
@@ -229,7 +244,7 @@ class LanguageClient:
                     async with self._session.request(
                         method, url, headers=headers, timeout=self._timeout, allow_redirects=False
                     ) as response:
-                        body = await response.read()
+                        body = await _read_bounded(response)
                         status = response.status
                         retry_after = parse_retry_after(
                             response.headers.get("Retry-After"), now=datetime.now(UTC)
@@ -244,7 +259,14 @@ class LanguageClient:
                     span.set_attribute("http.response.status_code", status)
                     if status >= 400:
                         span.set_error(f"HTTP {status}")
-            self._telemetry.language_request(_result_of(status), waited=waited)
+            unknown_route = False
+            if status == 404:
+                unknown_route = self._route.unknown_route(job_id, not_found_body(body or b""))
+            elif status is not None and 200 <= status < 300 and method == "GET":
+                self._route.answered()
+            self._telemetry.language_request(
+                LanguageResult.UNKNOWN_ROUTE if unknown_route else _result_of(status), waited=waited
+            )
             if status == 429 and (retry_after is None or retry_after > _PER_SECOND_RETRY_AFTER):
                 # The per-minute quota is spent: everyone slows down, not only this request. The
                 # budget pauses every instance for Retry-After and halves the app's rate (an
@@ -255,7 +277,7 @@ class LanguageClient:
                     return status, body
                 detail = f"HTTP {status} {_error_summary(body, credentials)}"
                 if status == 404:
-                    raise JobNotFound(detail)
+                    raise JobNotFound(detail, unknown_route=unknown_route)
                 if status in (401, 403):
                     raise AccessDenied(detail, status=status, retry_after=retry_after)
                 if status not in _TRANSIENT_STATUSES:
@@ -289,20 +311,35 @@ def _result_of(status: int | None) -> LanguageResult:
     return LanguageResult.ERROR
 
 
-def _reject_constant(name: str) -> None:
-    # NaN and Infinity are not JSON; archiving them would write blobs no strict reader can parse.
-    raise ValueError(f"{name} is not valid JSON")
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
+    """The body, or ``None`` as soon as it proves larger than ``MAX_ANSWER_BYTES``: a hostile or
+    broken answer never costs more memory than that (the rest is not read; the connection closes)."""
+    if (response.content_length or 0) > MAX_ANSWER_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_ANSWER_BYTES:
+        chunk = await response.content.read(MAX_ANSWER_BYTES + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
 
 
-def _error_summary(body: bytes, credentials: Mapping[str, str]) -> str:
+def _error_summary(body: bytes | None, credentials: Mapping[str, str]) -> str:
     """``code: message`` of an ErrorResponse, cut short; never headers (they may carry keys)."""
-    try:
-        error = json.loads(body).get("error", {})
+    if body is None:
+        return f"(a body larger than {MAX_ANSWER_BYTES} bytes)"
+    error = error_of(body)
+    if error is not None:
         text = f"{error.get('code')}: {error.get('message')}"
-    except (ValueError, AttributeError):
-        text = body.decode("utf-8", "replace")
-    # Redacted before it is cut, so that no fragment of a credential survives the cut.
-    return _redact(text, credentials)[:300]
+    else:
+        text = body[:_MAX_ERROR_TEXT].decode("utf-8", "replace")
+    # Redacted before it is cut, so that no fragment of a credential survives the cut; the
+    # service's text may carry lone surrogates, and it ends up in a manifest's errors.
+    summary: str = well_formed(_redact(text, credentials)[:300])
+    return summary
 
 
 def _redact(text: str, credentials: Mapping[str, str]) -> str:

@@ -63,6 +63,7 @@ class JobMessage:
     ledger_etag: str | None = None  # the ledger record this message is entitled to update
     unusable: int = 0  # consecutive polls whose answer could not be used
     due_at: datetime | None = None  # when this poll was due, as the ledger recorded it
+    not_found_since: datetime | None = None  # first of the 404s in a row for a job seen before
 
     def evolve(self, **changes: Any) -> JobMessage:
         return replace(self, **changes)
@@ -83,6 +84,7 @@ class JobMessage:
             "ledgerEtag": self.ledger_etag,
             "unusable": self.unusable,
             "dueAt": format_time(self.due_at),
+            "notFoundSince": format_time(self.not_found_since),
         }
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
@@ -226,6 +228,7 @@ def _with_poll_state(message: JobMessage, poll: Any) -> JobMessage:
             seen_at=parse_time(poll.get("seenAt")),
             expires_at=parse_time(poll.get("expiresAt")),
             due_at=parse_time(poll.get("dueAt")),
+            not_found_since=parse_time(poll.get("notFoundSince")),
         )
     except (TypeError, ValueError) as exc:
         raise InvalidMessage("invalid-field", f"_poll is malformed ({exc})") from None

@@ -76,6 +76,9 @@ class LanguageResult(StrEnum):
     OK = "ok"  # an answer about the job (2xx, or 404: the job is gone)
     THROTTLED = "throttled"  # 429
     ERROR = "error"  # 5xx, other 4xx, timeouts, resets
+    #: 404 from the gateway for the route itself, not the job (a wrong LANGUAGE_API_VERSION or
+    #: endpoint path, ``shared.routecheck``): a configuration fault, the job is kept.
+    UNKNOWN_ROUTE = "unknownRoute"
 
 
 # Attribute names: of log records (Application Insights custom dimensions), metrics and spans.

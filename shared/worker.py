@@ -48,6 +48,7 @@ from .telemetry import (
     job_attributes,
     job_log,
 )
+from .timefmt import format_time
 
 __all__ = ["Outcome", "Result", "handle_message"]
 
@@ -57,6 +58,12 @@ _log = logging.getLogger("archiver")
 RETENTION: Final = timedelta(hours=24)
 #: A 404 this soon after the app first saw the message may be the service catching up.
 NOT_FOUND_GRACE: Final = timedelta(seconds=60)
+#: A 404 for a job the app has seen, before its expirationDateTime, is not proof that it is gone
+#: (a regional failover, a replica behind): the job ends ``expired`` only once 404s, and nothing
+#: else, have answered for this long. After its expirationDateTime one 404 is enough.
+NOT_FOUND_CONFIRMATION: Final = timedelta(minutes=5)
+#: How soon a job is polled again while a 404 is being confirmed (a floor; POLL_MAX_DELAY_SECONDS wins).
+NOT_FOUND_RECHECK_SECONDS: Final = 60.0
 #: Consecutive polls with unusable answers before the job is given up as ``rejected``.
 MAX_UNUSABLE: Final = 5
 #: A poll that would wait longer than this for the request budget goes back on the queue instead,
@@ -203,7 +210,10 @@ class _JobPoll:
             return await self._on_failure(message, exc)
         self._rt.telemetry.polled(PollResult.ENDED if page.is_terminal else PollResult.UNFINISHED)
         message = message.evolve(
-            seen_at=message.seen_at or self._now, expires_at=page.expires or message.expires_at, unusable=0
+            seen_at=message.seen_at or self._now,
+            expires_at=page.expires or message.expires_at,
+            unusable=0,
+            not_found_since=None,
         )
         if page.is_terminal:
             return await self._archive(message, page, status=page.status, errors=page.errors)
@@ -215,16 +225,7 @@ class _JobPoll:
 
     async def _on_failure(self, message: JobMessage, exc: LanguageError) -> Result:
         if isinstance(exc, JobNotFound):
-            if message.seen_at is not None:
-                return await self._finish(
-                    message, "expired", [_error("Expired", f"the job was purged: {exc}")]
-                )
-            assert message.first_seen_at is not None
-            if self._now - message.first_seen_at < NOT_FOUND_GRACE:
-                return await self._wait(message, WaitReason.NOT_FOUND_GRACE, retry_after=None)
-            return await self._finish(
-                message, "notFound", [_error("NotFound", f"the service has no such job: {exc}")]
-            )
+            return await self._on_not_found(message, exc)
         for kind, (level, what, hint, reason) in _KEPT_ON.items():
             if isinstance(exc, kind):
                 self._log.log(
@@ -247,8 +248,66 @@ class _JobPoll:
         self._log.warning("job %s: unusable answer from the service (%s): polling again", self._job_id, exc)
         return await self._wait(message, WaitReason.TRANSIENT, retry_after=None, cause=exc)
 
+    async def _on_not_found(self, message: JobMessage, exc: JobNotFound) -> Result:
+        """A 404: the gateway's for the route (keep the job), or the job's (confirm, then end it)."""
+        if exc.unknown_route:
+            self._log.error(
+                "Language service answered 404 for the jobs route itself, not for job %s (%s): check "
+                "LANGUAGE_API_VERSION and that LANGUAGE_ENDPOINT has no path; the job is kept and "
+                "polled again",
+                self._job_id,
+                exc,
+            )
+            return await self._wait(message, WaitReason.CONFIG_FAULT, retry_after=None, cause=exc)
+        assert message.first_seen_at is not None
+        if message.seen_at is None:
+            if self._now - message.first_seen_at < NOT_FOUND_GRACE:
+                return await self._wait(message, WaitReason.NOT_FOUND_GRACE, retry_after=None)
+            return await self._finish(
+                message, "notFound", [_error("NotFound", f"the service has no such job: {exc}")]
+            )
+        expires = message.expires_at or message.first_seen_at + RETENTION
+        if self._now >= expires:
+            return await self._finish(
+                message,
+                "expired",
+                [_error("Expired", f"purged after its expirationDateTime {_iso(expires)}: {exc}")],
+            )
+        # A time from the future (a clock ahead, a forged field) starts the confirmation now.
+        since = min(message.not_found_since or self._now, self._now)
+        if self._now - since >= NOT_FOUND_CONFIRMATION:
+            return await self._finish(
+                message,
+                "expired",
+                [
+                    _error(
+                        "Expired",
+                        f"the service answered 404 from {_iso(since)} to {_iso(self._now)}, before the job's "
+                        f"expirationDateTime {_iso(expires)}: purged early ({exc})",
+                    )
+                ],
+            )
+        self._log.warning(
+            "job %s: 404 before its expirationDateTime %s (since %s): polled again to confirm it is gone",
+            self._job_id,
+            _iso(expires),
+            _iso(since),
+        )
+        return await self._wait(
+            message.evolve(not_found_since=since),
+            WaitReason.NOT_FOUND_GRACE,
+            retry_after=NOT_FOUND_RECHECK_SECONDS,
+            cause=exc,
+        )
+
     async def _archive(
-        self, message: JobMessage, page: JobPage, *, status: str, errors: Sequence[Any]
+        self,
+        message: JobMessage,
+        page: JobPage,
+        *,
+        status: str,
+        errors: Sequence[Any],
+        giving_up: bool = False,
     ) -> Result:
         try:
             rest = await self._rt.language.get_remaining_pages(page, deadline=self._priority(message, page))
@@ -257,8 +316,8 @@ class _JobPoll:
         except MalformedJob as exc:
             return await self._on_failure(message, UnusableResponse(f"job {self._job_id}: {exc}"))
         except LanguageError as exc:
-            if isinstance(exc, JobNotFound):
-                # Purged between two pages: the job was seen, so it expired before we had it all.
+            if isinstance(exc, JobNotFound) and giving_up:
+                # Purged between two pages at the end of its life: it expired before we had it all.
                 return await self._finish(
                     message,
                     "expired",
@@ -305,6 +364,12 @@ class _JobPoll:
                 "expired",
                 [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
             )
+        elif message.seen_at is not None and message.not_found_since is not None:
+            # 404s until the expiry margin: the job is gone, there is nothing left to cancel.
+            status, errors = (
+                "expired",
+                [_error("Expired", f"404 since {_iso(message.not_found_since)}, until the expiry margin")],
+            )
         else:
             await self._rt.language.cancel(self._job_id, deadline=self._priority(message, page))
             status, errors = "timedOut", [_error("TimedOut", decision.reason)]
@@ -312,7 +377,7 @@ class _JobPoll:
             errors.append(_error(type(cause).__name__, str(cause)))
         if page is None:
             return await self._finish(message, status, errors)
-        return await self._archive(message, page, status=status, errors=errors)
+        return await self._archive(message, page, status=status, errors=errors, giving_up=True)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
         upcoming = message.evolve(attempt=message.attempt + 1, due_at=decision.not_before)
@@ -435,3 +500,7 @@ class _JobPoll:
 
 def _error(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
+
+
+def _iso(value: datetime) -> str:
+    return format_time(value) or ""

@@ -30,9 +30,16 @@ Admin API (no auth, no faults, not counted in the stats; JSON bodies):
   POST /_emulator/clock    {"advanceSeconds": s} -> {"now": timestamp}; moves lifecycle, timestamps
                            and expiry forward.
   POST /_emulator/jobs/{jobId}/overrides  any of {"nextLinkBase": "https://host" | null,
-                           "malformedPages": bool, "status": "<any status>" | null, "purge": true}.
+                           "malformedPages": bool, "cannedPages": ["<body>", ...] | null,
+                           "status": "<any status>" | null, "purge": true}. cannedPages are served
+                           verbatim with 200, the one the GET's `cannedPage` query parameter names
+                           (default 0; past the end, the last one): a misbehaving service's answers.
                            A forced status freezes the tasks at that moment ("failed" fails the
                            unfinished ones, "cancelled" cancels them); any other string is reported verbatim.
+  PUT  /_emulator/gateway  {"unknownApiVersionStatus": 400 | 404}: an unsupported api-version gets
+                           400 InvalidRequest (the default) or the gateway's 404 for an unknown route,
+                           {"error": {"code": "404", "message": "Resource not found"}}, as any
+                           unknown path does.
   GET  /_emulator/stats    {"requests": [{"method", "route", "status", "count"}],
                            "byJob": {jobId: {"POST", "GET", "CANCEL"}}}; status null = connection reset.
   GET  /_emulator/jobs     {"jobs": [{"jobId", "status", "createdDateTime", "expirationDateTime"}]}

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from local.emulator.clock import format_task_time
-from local.emulator.config import Faults, RateLimit, Timing
+from local.emulator.config import Faults, RateLimit, Timing, require_unknown_api_version_status
 from local.emulator.errors import error_body, json_response
 from local.emulator.keys import STATE_KEY
 
@@ -125,6 +125,8 @@ async def set_overrides(request: web.Request) -> web.Response:
         overrides.next_link_base = body["nextLinkBase"].rstrip("/") if body["nextLinkBase"] else None
     if "malformedPages" in body:
         overrides.malformed_pages = body["malformedPages"]
+    if "cannedPages" in body:
+        overrides.canned_pages = tuple(body["cannedPages"]) if body["cannedPages"] else None
     if "status" in body:
         overrides.status = body["status"]
         overrides.status_at = state.clock.now() if body["status"] else None
@@ -133,6 +135,7 @@ async def set_overrides(request: web.Request) -> web.Response:
             "jobId": job.job_id,
             "nextLinkBase": overrides.next_link_base,
             "malformedPages": overrides.malformed_pages,
+            "cannedPages": list(overrides.canned_pages or ()),
             "status": overrides.status,
         }
     )
@@ -140,7 +143,7 @@ async def set_overrides(request: web.Request) -> web.Response:
 
 def _validated_overrides(body: dict[str, Any]) -> dict[str, Any]:
     """Checks every field before any is applied, so a bad request changes nothing."""
-    unknown = set(body) - {"nextLinkBase", "malformedPages", "status", "purge"}
+    unknown = set(body) - {"nextLinkBase", "malformedPages", "cannedPages", "status", "purge"}
     if unknown:
         raise _BadRequest(f"unknown fields {sorted(unknown)}")
     base = body.get("nextLinkBase")
@@ -149,6 +152,9 @@ def _validated_overrides(body: dict[str, Any]) -> dict[str, Any]:
     for flag in ("malformedPages", "purge"):
         if flag in body and not isinstance(body[flag], bool):
             raise _BadRequest(f"{flag} must be a boolean")
+    pages = body.get("cannedPages")
+    if pages is not None and (not isinstance(pages, list) or not all(isinstance(p, str) for p in pages)):
+        raise _BadRequest("cannedPages must be a list of strings (the bodies, verbatim) or null")
     status = body.get("status")
     if status is not None and (not isinstance(status, str) or not status):
         raise _BadRequest("status must be a non-empty string or null")
@@ -168,6 +174,19 @@ async def put_rate_limit(request: web.Request) -> web.Response:
 
 async def get_rate_limit(request: web.Request) -> web.Response:
     return json_response(request.app[STATE_KEY].rate_limit_report())
+
+
+async def put_gateway(request: web.Request) -> web.Response:
+    """How the gateway answers an unsupported api-version: ``{"unknownApiVersionStatus": 400 | 404}``."""
+    state = request.app[STATE_KEY]
+    try:
+        body = _rename(await _object_body(request), {"unknownApiVersionStatus": "unknown_api_version_status"})
+        status = body.get("unknown_api_version_status", state.unknown_api_version_status)
+        require_unknown_api_version_status(status)
+    except (_BadRequest, ValueError) as exc:
+        return _bad_request(str(exc))
+    state.unknown_api_version_status = status
+    return json_response({"unknownApiVersionStatus": status})
 
 
 async def get_stats(request: web.Request) -> web.Response:

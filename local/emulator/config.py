@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TypeGuard
 
+UNKNOWN_API_VERSION_STATUSES = (400, 404)
+
 # The job-level timestamp has been sent under both names by the real service (CONTRACT.md, surprise 1).
 JOB_TIMESTAMP_FIELDS = ("lastUpdatedDateTime", "lastUpdateDateTime")
 
@@ -174,6 +176,9 @@ class EmulatorConfig:
     faults: Faults = Faults()
     rate_limit: RateLimit = RateLimit()
     seed: int = 0
+    #: How the gateway answers an api-version it does not serve: 400 (InvalidRequest, naming the
+    #: supported versions) or 404 (its "Resource not found" for a route it does not know).
+    unknown_api_version_status: int = 400
 
     def __post_init__(self) -> None:
         if self.api_key is not None:
@@ -196,6 +201,12 @@ class EmulatorConfig:
             raise ValueError("rate_limit must be a RateLimit instance")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        require_unknown_api_version_status(self.unknown_api_version_status)
+
+
+def require_unknown_api_version_status(value: object) -> None:
+    if value not in UNKNOWN_API_VERSION_STATUSES or isinstance(value, bool):
+        raise ValueError(f"unknown_api_version_status must be 400 or 404, got {value!r}")
 
 
 def _validate_projects(projects: CustomProjects) -> None:

@@ -58,5 +58,14 @@ def invalid_request(
     return service_error(400, "InvalidRequest", message, inner_code=inner_code, inner_message=inner_message)
 
 
+#: The gateway's answer for a path or api-version it does not route, before the service sees the
+#: request: its own numeric-string code (CONTRACT.md, surprise 5) and no x-ms-error-code header.
+RESOURCE_NOT_FOUND_MESSAGE = "Resource not found"
+
+
+def unknown_route() -> web.Response:
+    return gateway_error(404, RESOURCE_NOT_FOUND_MESSAGE)
+
+
 def job_not_found(job_id: str) -> web.Response:
     return service_error(404, "NotFound", f"The job with identifier {job_id} was not found or has expired.")

@@ -63,6 +63,16 @@ def malformed(job_id: str) -> web.Response:
     return web.Response(body=body.encode(), status=200, headers={"Content-Type": JSON_CONTENT_TYPE})
 
 
+def canned(pages: tuple[str, ...], index: str) -> web.Response:
+    """One of a job's canned bodies, verbatim with status 200: whatever a misbehaving service sends."""
+    position = min(int(index), len(pages) - 1) if index.isdigit() else 0
+    return web.Response(
+        body=pages[position].encode("utf-8", "surrogatepass"),
+        status=200,
+        headers={"Content-Type": JSON_CONTENT_TYPE},
+    )
+
+
 def reset_connection(request: web.Request) -> None:
     """Abort with a TCP RST (SO_LINGER 0), so the client sees a reset rather than a clean close."""
     transport = request.transport

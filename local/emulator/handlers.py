@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 
 from local.emulator.errors import invalid_request, job_not_found, json_response, service_error
-from local.emulator.faults import malformed
+from local.emulator.faults import canned, malformed
 from local.emulator.jobs import Job
 from local.emulator.keys import API_VERSION_KEY, JOB_ID_KEY, JOBS_PATH, STATE_KEY
 from local.emulator.paging import parse_page_request
@@ -51,6 +51,8 @@ async def get_job(request: web.Request) -> web.Response:
         return job_not_found(request.match_info["job_id"])
     if job.overrides.malformed_pages:
         return malformed(job.job_id)
+    if job.overrides.canned_pages:
+        return canned(job.overrides.canned_pages, request.query.get("cannedPage", "0"))
     try:
         page = parse_page_request(request.query)
     except ValueError as exc:

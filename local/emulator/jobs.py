@@ -71,6 +71,9 @@ class JobOverrides:
     malformed_pages: bool = False
     status: str | None = None
     status_at: datetime | None = None
+    #: Bodies served verbatim (200, JSON content type) instead of the job's state: the page named
+    #: by the request's ``cannedPage`` query parameter (default 0; past the end, the last one).
+    canned_pages: tuple[str, ...] | None = None
 
 
 @dataclass

@@ -14,7 +14,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from local.emulator.config import EmulatorConfig
-from local.emulator.errors import UNAUTHORIZED_MESSAGE, gateway_error, invalid_request, service_error
+from local.emulator.errors import (
+    UNAUTHORIZED_MESSAGE,
+    gateway_error,
+    invalid_request,
+    service_error,
+    unknown_route,
+)
 from local.emulator.faults import (
     MALFORMED,
     RESET,
@@ -45,7 +51,7 @@ logger = logging.getLogger("local.emulator")
 
 _OPERATION_TITLES = {GET_JOB: "Get analysis status and results", CANCEL_JOB: "Cancel analysis job"}
 _SUBMIT_TITLE = "Submit analysis job"
-_ERROR_CODES = {404: "NotFound", 413: "InvalidRequest"}
+_ERROR_CODES = {413: "InvalidRequest"}
 _LOGGED_PARAMETERS = frozenset({"api-version", "top", "skip", "showStats"})
 
 
@@ -107,6 +113,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status == 404:
+            return unknown_route()  # the router knows no such path: the gateway's 404
         code = _ERROR_CODES.get(exc.status, "InternalServerError" if exc.status >= 500 else "InvalidRequest")
         response = service_error(exc.status, code, exc.reason)
         if "Allow" in exc.headers:
@@ -143,6 +151,8 @@ async def require_api_version(request: web.Request, handler: Handler) -> web.Str
         if version is None:
             return invalid_request("InvalidParameterValue", "The api-version query parameter is required.")
         if version not in SUPPORTED_API_VERSIONS:
+            if request.app[STATE_KEY].unknown_api_version_status == 404:
+                return unknown_route()
             supported = ", ".join(sorted(SUPPORTED_API_VERSIONS))
             return invalid_request(
                 "InvalidParameterValue",

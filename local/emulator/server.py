@@ -40,6 +40,7 @@ def create_app(config: EmulatorConfig) -> web.Application:
     app.router.add_put("/_emulator/timing", admin.put_timing)
     app.router.add_post("/_emulator/clock", admin.advance_clock)
     app.router.add_post("/_emulator/jobs/{job_id}/overrides", admin.set_overrides)
+    app.router.add_put("/_emulator/gateway", admin.put_gateway)
     app.router.add_get("/_emulator/stats", admin.get_stats)
     app.router.add_get("/_emulator/rate-limit", admin.get_rate_limit)
     app.router.add_put("/_emulator/rate-limit", admin.put_rate_limit)

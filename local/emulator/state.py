@@ -30,6 +30,7 @@ class EmulatorState:
         self.faults: Faults = config.faults
         self.timing = Timing(config.not_started_seconds, config.running_seconds)
         self.rate_limit: RateLimit = config.rate_limit
+        self.unknown_api_version_status = config.unknown_api_version_status
         self.window = SlidingWindow()
         self.rng = random.Random(config.seed)
         self.jobs: dict[str, Job] = {}

@@ -6,9 +6,12 @@ No test waits: the client gets a sleep that only records, and a fixed ``rand``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from email.utils import formatdate
@@ -19,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from shared.auth import ApiKeyAuth, EntraTokenAuth, LanguageAuth, LanguageAuthError
-from shared.jobs import merge_task_items
+from shared.jobs import MAX_ANSWER_BYTES, merge_task_items
 from shared.language import (
     AccessDenied,
     InPlaceRetry,
@@ -31,6 +34,7 @@ from shared.language import (
     UntrustedLink,
     UnusableResponse,
 )
+from shared.routecheck import SUSPECT_AFTER
 from tests.conftest import EMULATOR_KEY
 from tests.support import FakeCredential, LocalServers, Responder, StartServer
 
@@ -429,6 +433,60 @@ async def test_unknown_job_is_job_not_found(stack: Stack, make_client: MakeClien
     assert sleeps.calls == []
 
 
+async def test_the_services_own_404_is_about_the_job(stack: Stack, make_client: MakeClient) -> None:
+    client = make_client(stack.emulator_url)
+
+    for _ in range(SUSPECT_AFTER):
+        with pytest.raises(JobNotFound) as caught:
+            await client.get_job(str(uuid.uuid4()))
+        assert not caught.value.unknown_route
+
+
+async def test_gateway_404_for_an_unknown_api_version_is_the_routes_until_a_job_answers(
+    stack: Stack, make_client: MakeClient
+) -> None:
+    job_id = await stack.submit()
+    await stack.admin("PUT", "gateway", {"unknownApiVersionStatus": 404})
+    try:
+        with pytest.raises(JobNotFound) as caught:
+            await make_client(stack.emulator_url, api_version="2099-01-01").get_job(job_id)
+    finally:
+        await stack.admin("PUT", "gateway", {"unknownApiVersionStatus": 400})
+
+    assert caught.value.unknown_route
+    assert "404: Resource not found" in str(caught.value)
+
+
+async def test_gateway_404_once_the_route_answered_is_about_the_job(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if JOB_ID in request.path:
+            return web.json_response(job_page())
+        return web.json_response({"error": {"code": "404", "message": "Resource not found"}}, status=404)
+
+    client = make_client((await local_server(respond)).url)
+    await client.get_job(JOB_ID)
+
+    with pytest.raises(JobNotFound) as caught:
+        await client.get_job(OTHER_JOB_ID)
+
+    assert not caught.value.unknown_route
+
+
+async def test_ambiguous_404s_for_several_jobs_and_no_answer_are_the_routes(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    client = make_client((await local_server(answer(404, b"<html>Not Found</html>"))).url)
+    verdicts = []
+    for _ in range(SUSPECT_AFTER + 1):
+        with pytest.raises(JobNotFound) as caught:
+            await client.get_job(str(uuid.uuid4()))
+        verdicts.append(caught.value.unknown_route)
+
+    assert verdicts == [False] * (SUSPECT_AFTER - 1) + [True, True]
+
+
 async def test_wrong_key_is_access_denied_401_without_retries(
     stack: Stack, make_client: MakeClient, sleeps: Sleeps
 ) -> None:
@@ -649,6 +707,61 @@ async def test_nan_in_the_body_is_unusable(local_server: StartServer, make_clien
         await make_client(server.url, attempts=2).get_job(JOB_ID)
 
     assert len(server.seen) == 2
+
+
+async def test_answer_larger_than_the_bound_is_unusable_without_being_read_whole(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        # No Content-Length: the client must stop reading at the bound by itself.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b'{"jobId": "' + JOB_ID.encode() + b'", "x": "')
+        with contextlib.suppress(ConnectionError):
+            for _ in range(MAX_ANSWER_BYTES // 65536 + 2):
+                await response.write(b"a" * 65536)
+        return response
+
+    server = await local_server(stream)
+
+    with pytest.raises(UnusableResponse, match="larger than"):
+        await make_client(server.url, attempts=1).get_job(JOB_ID)
+
+
+async def test_answer_whose_length_header_is_over_the_bound_is_unusable(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    body = json.dumps(job_page()).encode()
+    padded = body[:-1] + b', "pad": "' + b"x" * MAX_ANSWER_BYTES + b'"}'
+    server = await local_server(answer(200, padded, headers={"Content-Type": "application/json"}))
+
+    with pytest.raises(UnusableResponse, match="larger than"):
+        await make_client(server.url, attempts=1).get_job(JOB_ID)
+
+
+async def test_answer_nested_beyond_the_bound_is_unusable_not_a_recursion_error(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    body = b'{"jobId": "' + JOB_ID.encode() + b'", "status": "succeeded", "x": ' + deep + b"}"
+    server = await local_server(answer(200, body, headers={"Content-Type": "application/json"}))
+
+    with pytest.raises(UnusableResponse, match="nests deeper"):
+        await make_client(server.url, attempts=1).get_job(JOB_ID)
+
+
+async def test_lone_surrogates_in_an_answer_become_replacement_characters(
+    local_server: StartServer, make_client: MakeClient
+) -> None:
+    page = job_page()
+    page["displayName"] = "cut \\ud83d here"
+    text = json.dumps(page).replace("cut \\\\ud83d", "cut \\ud83d")
+    server = await local_server(answer(200, text.encode(), headers={"Content-Type": "application/json"}))
+
+    job = await make_client(server.url, attempts=1).get_job(JOB_ID)
+
+    assert job.display_name == "cut \ufffd here"
 
 
 async def test_page_that_names_another_job_is_unusable(

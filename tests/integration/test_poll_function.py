@@ -277,21 +277,6 @@ async def test_unknown_job_seen_for_the_first_time_gets_a_short_grace(stack: Sta
     assert await stack.queue_length(stack.settings.jobs_queue) == 1
 
 
-@pytest.mark.usefixtures("slow_jobs")
-async def test_job_purged_after_it_was_seen_ends_expired(stack: Stack) -> None:
-    job_id = await stack.submit()
-    await stack.deliver({"jobId": job_id})
-    await stack.admin("POST", f"jobs/{job_id}/overrides", {"purge": True})
-
-    text, dequeue_count = await stack.next_job_message()
-    await stack.deliver(text, dequeue_count=dequeue_count)
-
-    manifest = await stack.manifest(job_id)
-    assert manifest is not None
-    assert manifest["status"] == "expired"
-    assert await stack.ledger_names() == []
-
-
 # -- bad messages ------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "emulator": set(),
     "bench": {"local.host", "local.emulator"},
     "proof": {"local.host", "local.emulator", "local.bench.latency"},
+    "fuzz": set(),
 }
 MAX_LINES = 400
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.archive import SCHEMA_VERSION, JobRecord, TaskBlob, manifest_name, render_manifest, render_tasks
+from shared.archive import (
+    MAX_KIND_CHARS,
+    SCHEMA_VERSION,
+    JobRecord,
+    TaskBlob,
+    manifest_name,
+    render_manifest,
+    render_tasks,
+    task_blob_name,
+)
 
 JOB_ID = "c0f2a446-05d9-48fc-ba8f-3ef4af8d0b18"
 NER = "EntityRecognitionLROResults"
@@ -110,6 +122,57 @@ def test_kind_cannot_move_the_blob_out_of_the_job_tasks_folder(kind: str) -> Non
     assert file_name.startswith("00-")
     assert file_name.endswith(".json")
     assert blob.entry["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("kind", "part"),
+    [
+        ("CustomEntityRecognitionLROResults", "CustomEntityRecognitionLROResults"),
+        ("Entity Recognition/v2", "Entity_Recognition_v2"),
+        ("..", "_"),
+        ("a..b", "a_b"),
+        ("kind.", "kind"),
+        (".hidden", "hidden"),
+        ("Ünïcode", "_n_code"),
+        ("", "Unknown"),
+        (None, "Unknown"),
+        (7, "Unknown"),
+        ("K" * 5000, "K" * MAX_KIND_CHARS),
+    ],
+    ids=[
+        "served",
+        "slash-space",
+        "dots",
+        "inner-dots",
+        "trailing-dot",
+        "leading-dot",
+        "unicode",
+        "empty",
+        "null",
+        "number",
+        "long",
+    ],
+)
+def test_a_task_blob_name_keeps_a_bounded_safe_form_of_the_kind(kind: Any, part: str) -> None:
+    assert task_blob_name(JOB_ID, 3, kind) == f"{JOB_ID}/tasks/03-{part}.json"
+
+
+SAFE_NAME = re.compile(r"[0-9a-f-]{36}/tasks/[0-9]{2,}-[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?\.json")
+
+
+@given(st.lists(st.one_of(st.text(), st.none(), st.integers()), max_size=120))
+def test_task_blob_names_are_valid_safe_and_unique_whatever_the_kinds(kinds: list[Any]) -> None:
+    items = [{"kind": kind, "taskName": "t"} for kind in kinds]
+
+    blobs = render_tasks(JOB_ID, items)
+
+    names = [blob.name for blob in blobs]
+    assert len(set(names)) == len(names)
+    for blob, kind in zip(blobs, kinds, strict=True):
+        assert SAFE_NAME.fullmatch(blob.name), blob.name
+        assert ".." not in blob.name
+        assert len(blob.name) <= 1024
+        assert blob.entry["kind"] == kind
 
 
 def test_manifest_blob_name_is_under_the_job() -> None:

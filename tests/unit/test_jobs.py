@@ -488,16 +488,54 @@ def test_later_page_may_list_fewer_tasks() -> None:
     assert [len(item["results"]["documents"]) for item in merged] == [1, 2]
 
 
-@pytest.mark.parametrize("page", [0, 1], ids=["first-page", "later-page"])
-def test_results_documents_that_are_not_a_list_are_malformed(page: int) -> None:
-    pages = [
-        page_of([task_item(NER, "a", [document("a", 0)], [])]),
-        page_of([task_item(NER, "a", [document("a", 1)], [])]),
-    ]
-    pages[page].items[0]["results"]["documents"] = {"id": "1"}
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda item: item["results"].update(documents={"id": "1"}), "documents"),
+        (lambda item: item["results"].update(documents=["1"]), "documents"),
+        (lambda item: item["results"].update(errors="none"), "errors"),
+        (lambda item: item.update(results=[]), "results"),
+        (lambda item: item["results"]["documents"][0].update(entities={"text": "x"}), "entities"),
+        (lambda item: item.update(kind=7), "kind"),
+        (lambda item: item.update(taskName=["a"]), "taskName"),
+    ],
+    ids=["documents-object", "document-text", "errors-text", "results-list", "entities", "kind", "name"],
+)
+def test_task_fields_the_app_counts_or_matches_must_have_their_type(mutate: Any, match: str) -> None:
+    item = task_item(NER, "a", [document("a", 0)], [])
+    mutate(item)
 
-    with pytest.raises(MalformedJob, match="documents"):
-        merge_task_items(pages)
+    with pytest.raises(MalformedJob, match=match):
+        page_of([item])
+
+
+def test_results_null_on_the_first_page_are_filled_from_a_later_page() -> None:
+    first = page_of([{**failed_task("regions"), "results": None}])
+    second = page_of([task_item(CNER, "regions", [document("r", 1)], [doc_error(1)])])
+
+    merged = merge_task_items([first, second])
+
+    assert merged[0]["results"] == {"documents": [document("r", 1)], "errors": [doc_error(1)]}
+    assert first.items[0]["results"] is None
+
+
+def test_results_missing_on_every_page_merge_as_served() -> None:
+    item = {**task_item(NER, "a", [], []), "results": None}
+
+    assert merge_task_items([page_of([item]), page_of([item])]) == [item]
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "1970-01-01T00:00:00Z"]
+)
+def test_timestamps_outside_the_years_the_app_computes_with_are_malformed(stamp: str) -> None:
+    with pytest.raises(MalformedJob, match="timestamp"):
+        parse(job(createdDateTime=stamp))
+
+
+def test_a_status_too_long_to_be_one_is_malformed() -> None:
+    with pytest.raises(MalformedJob, match="status"):
+        parse(job(status="running" * 100))
 
 
 def failed_task(name: str) -> dict[str, Any]:

@@ -354,6 +354,7 @@ def full_message() -> JobMessage:
         ledger_etag='"0x8DCF1A2B3C4D5E6"',
         unusable=2,
         due_at=FIRST_SEEN + timedelta(seconds=40),
+        not_found_since=FIRST_SEEN + timedelta(minutes=2),
     )
 
 
@@ -396,6 +397,7 @@ def test_to_json_writes_the_public_fields_and_poll_state_under_underscore_poll()
             "ledgerEtag": '"0x8DCF1A2B3C4D5E6"',
             "unusable": 2,
             "dueAt": "2024-11-01T12:00:40Z",
+            "notFoundSince": "2024-11-01T12:02:00Z",
         },
     }
 
