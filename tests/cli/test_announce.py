@@ -115,3 +115,20 @@ async def test_help_names_the_filters(stack: Stack, run_cli: RunCli) -> None:
     assert ran.status == 0
     for option in ("--since", "--status", "--json", "JOB_ID"):
         assert option in ran.out
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [{"EVENTS_QUEUE": f"events-{uuid.uuid4().hex[:12]}", "EVENTS_TIME_TO_LIVE_SECONDS": "86400"}],
+    indirect=True,
+)
+async def test_announced_events_carry_events_time_to_live_seconds(stack: Stack, run_cli: RunCli) -> None:
+    job_id = await archive_job(stack, [ner_item("Seattle")])
+
+    ran = await run_cli("announce", job_id)
+
+    assert ran.status == 0
+    assert stack.settings.events_queue is not None
+    queue = stack.queues.get_queue_client(stack.settings.events_queue)
+    [message] = await queue.peek_messages()
+    assert (message.expires_on - message.inserted_on).total_seconds() == 86400
