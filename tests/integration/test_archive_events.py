@@ -242,9 +242,12 @@ async def event_lifetimes(stack: Stack) -> list[float]:
     """Seconds from each event's insertion to its expiry, as the queue service reports them."""
     assert stack.settings.events_queue is not None
     queue = stack.queues.get_queue_client(stack.settings.events_queue)
-    return [
-        (m.expires_on - m.inserted_on).total_seconds() for m in await queue.peek_messages(max_messages=32)
-    ]
+    lifetimes = []
+    for message in await queue.peek_messages(max_messages=32):
+        assert message.expires_on is not None
+        assert message.inserted_on is not None
+        lifetimes.append((message.expires_on - message.inserted_on).total_seconds())
+    return lifetimes
 
 
 @with_events()
