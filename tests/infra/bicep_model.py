@@ -18,8 +18,9 @@ evaluates to a ``Runtime`` marker that records the expression it stands for.
 
 from __future__ import annotations
 
+import operator as operator_module
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -175,6 +176,16 @@ def _evaluate_function(function: Tree, scope: Mapping[str, object]) -> object:
     return Runtime(f"{kind}(...)")
 
 
+_COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "equals": operator_module.eq,
+    "not_equals": operator_module.ne,
+    "greater_than": operator_module.gt,
+    "greater_than_or_equals": operator_module.ge,
+    "less_than": operator_module.lt,
+    "less_than_or_equals": operator_module.le,
+}
+
+
 def _evaluate_operator(operator: Tree, scope: Mapping[str, object]) -> object:
     kind = operator["type"]
     operands = operator["operands"]
@@ -189,6 +200,19 @@ def _evaluate_operator(operator: Tree, scope: Mapping[str, object]) -> object:
     if kind == "not":
         inner = evaluate(operands["bool_value"], scope)
         return (not inner) if isinstance(inner, bool) else Runtime("not")
+    if kind in _COMPARISONS:
+        left, right = (evaluate(operands[name], scope) for name in ("operand_1", "operand_2"))
+        if isinstance(left, Runtime) or isinstance(right, Runtime):
+            return Runtime(kind)
+        if kind in ("equals", "not_equals"):
+            return _COMPARISONS[kind](left, right)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
+        return _COMPARISONS[kind](left, right) if numbers else Runtime(kind)
+    if kind in ("and", "or"):
+        left, right = (evaluate(operands[name], scope) for name in ("operand_1", "operand_2"))
+        if isinstance(left, bool) and isinstance(right, bool):
+            return (left and right) if kind == "and" else (left or right)
+        return Runtime(kind)
     if kind == "index_accessor":
         target = evaluate(operands["operand_1"], scope)
         index = evaluate(operands["operand_2"], scope)
