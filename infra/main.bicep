@@ -198,7 +198,7 @@ var poisonQueueName = '${jobsQueueName}-poison'
 var deploymentContainerName = 'app-package'
 var useExistingLanguage = !empty(existingLanguageAccountName)
 var languageAccountName = useExistingLanguage ? existingLanguageAccountName : 'lang-${resourceToken}'
-var languageResourceGroupName = useExistingLanguage && !empty(existingLanguageResourceGroupName) ? existingLanguageResourceGroupName : resourceGroup.name
+var languageResourceGroupName = (useExistingLanguage && !empty(existingLanguageResourceGroupName)) ? existingLanguageResourceGroupName : resourceGroup.name
 var deployerPrincipalId = grantDeployerAccess ? principalId : ''
 // The application's settings, by DESIGN.md's names (the host's identity-based storage and
 // telemetry settings are added by the function app module). No Language key: the app uses its identity.

@@ -116,7 +116,7 @@ var grantDeployer = !empty(deployerPrincipalId)
 var deployerContainerNames = grantDeployer ? concat([archiveContainerName, ledgerContainerName], hostContainerNames) : []
 var deployerQueueNames = grantDeployer ? queueNames : []
 // The deploying user sends events too: a local run of the app, or 'python -m cli announce'.
-var deployerEventsQueueNames = grantDeployer && eventsEnabled ? [eventsQueueName] : []
+var deployerEventsQueueNames = (grantDeployer && eventsEnabled) ? [eventsQueueName] : []
 // (No loop conditions, as above: with events off, no grant on the events queue.)
 var appEventsQueueNames = eventsEnabled ? [eventsQueueName] : []
 var consumerEventsPrincipalIds = eventsEnabled ? consumerPrincipalIds : []

@@ -233,7 +233,7 @@ var archiveDeletion = {
     daysAfterModificationGreaterThan: archiveDeleteAfterDays
   }
 }
-var archiveBaseBlobActions = union(archiveTiering, archiveDeleteAfterDays > 0 ? archiveDeletion : {})
+var archiveBaseBlobActions = union(archiveTiering, (archiveDeleteAfterDays > 0) ? archiveDeletion : {})
 
 // Versioning keeps a copy of every overwrite. The ledger is rewritten at each compare-and-swap and
 // the host's lock/timer blobs constantly, so their old versions go quickly; the rest after the

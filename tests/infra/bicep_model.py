@@ -135,6 +135,8 @@ def _evaluate_string(text: str, scope: Mapping[str, object]) -> object:
         resolved = scope.get(name, Runtime(name))
         if isinstance(resolved, str):
             return resolved
+        if isinstance(resolved, int) and not isinstance(resolved, bool):
+            return str(resolved)  # Bicep interpolates an int as its decimal digits
         runtime.append(name)
         return "${" + (resolved.source if isinstance(resolved, Runtime) else name) + "}"
 
@@ -173,6 +175,14 @@ def _evaluate_function(function: Tree, scope: Mapping[str, object]) -> object:
         return [{"key": key, "value": item} for key, item in sorted(args[0].items())]
     if kind == "empty" and len(args) == 1 and isinstance(args[0], str | list | dict):
         return len(args[0]) == 0
+    named_subscription = (function.get("parameters") or {}).get("subscription_id") is not None
+    if (
+        kind == "subscription_resource_id"
+        and not named_subscription
+        and all(isinstance(a, str) for a in args)
+    ):
+        # The subscription is a deploy-time value; the type and name are what the checks compare.
+        return "/subscriptions/{subscription}/providers/" + "/".join(str(arg) for arg in args)
     return Runtime(f"{kind}(...)")
 
 
@@ -322,9 +332,12 @@ class ModuleInstance:
     scope: dict[str, object]
 
     def created(self, resource_type: str) -> Iterator[tuple[str, Tree, dict[str, object]]]:
-        """(symbol, evaluated body, item scope) of every resource of that type this module creates."""
+        """(symbol, evaluated body, item scope) of every resource of that type this module creates
+        (a resource whose ``if`` condition is false is not created)."""
         for symbol, declaration in self.template.resources.items():
             if declaration["type"] != resource_type or declaration.get("existing"):
+                continue
+            if evaluate(condition(declaration), self.scope) is False:
                 continue
             body, loop = resource_body(declaration)
             if loop is None:

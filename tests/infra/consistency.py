@@ -349,6 +349,8 @@ def check_names(deployment: Deployment, defaults: Settings | None = None) -> lis
     # Role assignments and other modules name containers/queues by parameter: they must exist.
     for instance in deployment.modules.values():
         for parameter, value in instance.scope.items():
+            if parameter == "eventsQueueName" and instance.scope.get("eventsEnabled") is False:
+                continue  # named, never created nor used: events are off
             if parameter.endswith("ContainerName") and isinstance(value, str) and value not in containers:
                 problems.append(f"{instance.symbol}.{parameter} = {value!r} is not a created container")
             if parameter.endswith("QueueName") and isinstance(value, str) and value not in queues:
