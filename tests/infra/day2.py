@@ -91,8 +91,9 @@ def grants(deployment: Deployment) -> list[Grant]:
             if declaration["type"] != ROLE_ASSIGNMENTS or declaration.get("existing"):
                 continue
             handles = resolved.get(symbol)
-            for handle in handles if isinstance(handles, list) else [handles] if handles else []:
-                found.append(_grant(handle["body"]))
+            for handle in handles if isinstance(handles, list) else [handles]:
+                if isinstance(handle, dict):
+                    found.append(_grant(handle["body"]))
     return found
 
 

@@ -73,10 +73,7 @@ def test_events_off_leave_events_queue_unset_and_neither_the_queue_nor_a_role_on
 
 def test_the_events_backlog_alert_exists_only_with_events() -> None:
     def rule_names(events: bool) -> set[str]:
-        scope = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope(
-            {"jobsQueueName": "q", "eventsEnabled": events}
-        )
-        return {rule["name"] for rule in scope["rules"]}
+        return set(alert_rules(eventsEnabled=events))
 
     assert "events-queue-backlog" in rule_names(True)
     assert "events-queue-backlog" not in rule_names(False)
@@ -169,7 +166,8 @@ def test_the_upstream_language_role_can_submit_analyze_text_jobs_and_list_no_key
 def archive_rule(deployment: Deployment) -> dict[str, Any]:
     policy = storage(deployment)["lifecycle"]["body"]["properties"]["policy"]
     [rule] = [rule for rule in policy["rules"] if rule["name"] == "tier-archive"]
-    return rule["definition"]
+    definition: dict[str, Any] = rule["definition"]
+    return definition
 
 
 def test_the_archive_tiers_to_cool_then_cold_and_is_never_deleted_by_default() -> None:
@@ -216,8 +214,11 @@ def test_immutability_protects_every_archive_version_for_the_given_days_and_noth
 
 
 def alert_rules(**arguments: object) -> dict[str, dict[str, Any]]:
-    scope = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope({"jobsQueueName": "q", **arguments})
-    return {rule["name"]: rule for rule in scope["rules"]}
+    rules = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope({"jobsQueueName": "q", **arguments})[
+        "rules"
+    ]
+    assert isinstance(rules, list)
+    return {rule["name"]: rule for rule in rules}
 
 
 def test_the_heartbeat_alert_fires_on_absence_over_three_sweep_periods() -> None:
