@@ -106,7 +106,8 @@ var livenessRules = [
     name: 'heartbeat-missing'
     severity: 1
     description: 'No sweep has run for ${heartbeatMissingMinutes} minutes (${metrics.sweepRuns} absent): the app is dead or its timer cannot fire. No job is being polled or archived.'
-    query: 'customMetrics | where name == "${metrics.sweepRuns}" | summarize runs = count()'
+    // Points with a value only: an exporter that reported an idle interval as 0 must not count.
+    query: 'customMetrics | where name == "${metrics.sweepRuns}" and valueSum > 0 | summarize runs = count()'
     measure: 'runs'
     aggregation: 'Total'
     operator: 'LessThan'
