@@ -2,6 +2,9 @@
 // user-assigned managed identity with data-plane roles (single containers and queues for the app's
 // data, the account for the Functions host's storage as Microsoft documents it), the storage account
 // and the Language account refuse keys, telemetry is Entra-authenticated.
+// Day 2: the alerts watch the app's heartbeat and its queues' backlog; the neighbours' identities
+// (upstreamPrincipalIds, consumerPrincipalIds) get least-privilege grants; the archive is tiered
+// and, on request, write-once (archiveImmutableDays).
 // Modules (infra/modules/, one concern each): identity, monitoring, storage, language (new account),
 // language-access (role + endpoint, new or existing account), functionapp, roles, alerts, workbook,
 // and with vnetEnabled network (VNet integration, private endpoints and their DNS zones).
@@ -25,7 +28,7 @@ param location string
 @description('Object id of the deploying principal (azd sets AZURE_PRINCIPAL_ID); empty: none.')
 param principalId string = ''
 
-@description('Grant the deploying principal data access to the containers, queues and Language account, to run the app locally against them.')
+@description('Grant the deploying principal data access to the containers, queues and Language account, to run the app locally against them. On for a person\'s own azd up; the pipeline sets GRANT_DEPLOYER_ACCESS=false (main.parameters.json), so its identity gets no data-plane access.')
 param grantDeployerAccess bool = true
 
 @description('Container of the archive (app setting ARCHIVE_CONTAINER). The ledger is "<this>-ledger".')
@@ -42,6 +45,35 @@ param jobsQueueName string = 'language-jobs'
 @minLength(3)
 @maxLength(63)
 param eventsQueueName string = 'archive-events'
+
+@description('Announce every archived job on the events queue (app setting EVENTS_QUEUE). False: EVENTS_QUEUE is left unset, and neither the queue nor any role on it is created.')
+param eventsEnabled bool = true
+
+@description('Seconds an event stays on the events queue unread (EVENTS_TIME_TO_LIVE_SECONDS, 60 to 2592000): with no consumer, the queue does not grow for ever.')
+param eventsTimeToLiveSeconds string = '604800'
+
+@description('Principal ids (object ids) of the upstream systems that submit Language jobs and enqueue their ids: Storage Queue Data Message Sender on the jobs queue and Cognitive Services Language Reader (submits analyze-text jobs) on the Language account.')
+param upstreamPrincipalIds array = []
+
+@description('Principal ids of the consumers of the archive events: Storage Queue Data Message Processor on the events queue and Storage Blob Data Reader on the archive container.')
+param consumerPrincipalIds array = []
+
+@description('Move archive blobs to the Cool tier this many days after they were written (Cool bills a 30-day minimum stay).')
+@minValue(1)
+param archiveCoolAfterDays int = 30
+
+@description('Move archive blobs to the Cold tier this many days after they were written (Cold bills a 90-day minimum stay); more than archiveCoolAfterDays.')
+@minValue(2)
+param archiveColdAfterDays int = 90
+
+@description('Delete archive blobs this many days after they were written; 0: never. Deleting records is a retention decision the template does not make for you.')
+@minValue(0)
+param archiveDeleteAfterDays int = 0
+
+@description('Version-level immutability (WORM) of the archive container: every blob version is protected from change and deletion for this many days; 0: off. Blocks erasure requests for that long (docs/operations.md).')
+@minValue(0)
+@maxValue(146000)
+param archiveImmutableDays int = 0
 
 @description('api-version of every Language call (app setting LANGUAGE_API_VERSION).')
 param languageApiVersion string = '2024-11-01'
@@ -115,8 +147,8 @@ param storageSkuName string = 'Standard_GRS'
 @description('Send storage write/delete resource logs to Log Analytics (off: every poll writes, so they cost more per job than the job).')
 param enableStorageLogs bool = false
 
-@description('Grant the app Storage Blob Data Owner on the whole storage account, Microsoft\'s documented AzureWebJobsStorage role (default). Off: the host gets Contributor on its two containers only, which no deployment has proven enough (docs/deploy.md, Roles).')
-param hostBlobOwnerOnAccount bool = true
+@description('Also grant the app Storage Blob Data Owner on the whole storage account (Microsoft\'s template default). Off (default): Owner on the host\'s own containers and the deployment container only, Contributor on the archive and the ledger (modules/roles.bicep).')
+param hostBlobOwnerOnAccount bool = false
 
 @description('Private networking: VNet integration of the app, private endpoints (with private DNS zones) for storage blob/queue/table and the Language account, and public network access Disabled on storage and a new Language account. Off: today\'s public endpoints, Entra ID only. See docs/deploy.md, "Private networking".')
 param vnetEnabled bool = false
@@ -137,6 +169,26 @@ param alertEmail string = ''
 @minValue(1)
 param archiveLagP95AlertSeconds int = 900
 
+@description('Alert when no sweep has run for this many minutes (three periods of the default 5-minute SWEEP_SCHEDULE).')
+@allowed([
+  15
+  30
+  45
+  60
+  120
+  180
+  360
+])
+param heartbeatMissingAlertMinutes int = 15
+
+@description('Alert when the jobs queue\'s first visible message has waited longer than this many seconds (keep well above POLL_MAX_DELAY_SECONDS).')
+@minValue(60)
+param jobsQueueAgeAlertSeconds int = 1800
+
+@description('Alert when the events queue holds more than this many events (eventsEnabled).')
+@minValue(1)
+param eventsQueueBacklogAlertMessages int = 1000
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -146,8 +198,26 @@ var poisonQueueName = '${jobsQueueName}-poison'
 var deploymentContainerName = 'app-package'
 var useExistingLanguage = !empty(existingLanguageAccountName)
 var languageAccountName = useExistingLanguage ? existingLanguageAccountName : 'lang-${resourceToken}'
-var languageResourceGroupName = useExistingLanguage && !empty(existingLanguageResourceGroupName) ? existingLanguageResourceGroupName : resourceGroup.name
+var languageResourceGroupName = (useExistingLanguage && !empty(existingLanguageResourceGroupName)) ? existingLanguageResourceGroupName : resourceGroup.name
 var deployerPrincipalId = grantDeployerAccess ? principalId : ''
+// The application's settings, by DESIGN.md's names (the host's identity-based storage and
+// telemetry settings are added by the function app module). No Language key: the app uses its identity.
+var appSettings = {
+  LANGUAGE_ENDPOINT: languageAccess.outputs.endpoint
+  LANGUAGE_API_VERSION: languageApiVersion
+  ARCHIVE_CONTAINER: archiveContainerName
+  JOBS_QUEUE: jobsQueueName
+  POLL_INITIAL_DELAY_SECONDS: pollInitialDelaySeconds
+  POLL_MAX_DELAY_SECONDS: pollMaxDelaySeconds
+  SWEEP_SCHEDULE: sweepSchedule
+  SWEEP_GRACE_SECONDS: sweepGraceSeconds
+  LANGUAGE_MAX_REQUESTS_PER_MINUTE: languageMaxRequestsPerMinute
+}
+// Events off: EVENTS_QUEUE unset, so the app announces nothing (and needs no events queue).
+var eventsSettings = {
+  EVENTS_QUEUE: eventsQueueName
+  EVENTS_TIME_TO_LIVE_SECONDS: eventsTimeToLiveSeconds
+}
 
 resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -190,6 +260,11 @@ module storage 'modules/storage.bicep' = {
     jobsQueueName: jobsQueueName
     poisonQueueName: poisonQueueName
     eventsQueueName: eventsQueueName
+    eventsEnabled: eventsEnabled
+    archiveCoolAfterDays: archiveCoolAfterDays
+    archiveColdAfterDays: archiveColdAfterDays
+    archiveDeleteAfterDays: archiveDeleteAfterDays
+    archiveImmutableDays: archiveImmutableDays
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     enableStorageLogs: enableStorageLogs
     privateAccessOnly: vnetEnabled
@@ -216,6 +291,7 @@ module languageAccess 'modules/language-access.bicep' = {
     appPrincipalId: identity.outputs.principalId
     deployerPrincipalId: deployerPrincipalId
     languageRole: languageRole
+    upstreamPrincipalIds: upstreamPrincipalIds
   }
   // The account (new) or at least the app's resource group must exist before the grant.
   dependsOn: [
@@ -257,6 +333,9 @@ module roles 'modules/roles.bicep' = {
     appPrincipalId: identity.outputs.principalId
     deployerPrincipalId: deployerPrincipalId
     hostBlobOwnerOnAccount: hostBlobOwnerOnAccount
+    eventsEnabled: eventsEnabled
+    upstreamPrincipalIds: upstreamPrincipalIds
+    consumerPrincipalIds: consumerPrincipalIds
   }
 }
 
@@ -280,20 +359,7 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     // Reading the network's output also makes the app wait for the endpoints and their DNS records.
     virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
-    // The application's settings, by DESIGN.md's names (the host's identity-based storage and
-    // telemetry settings are added by the module). No Language key: the app uses its identity.
-    appSettings: {
-      LANGUAGE_ENDPOINT: languageAccess.outputs.endpoint
-      LANGUAGE_API_VERSION: languageApiVersion
-      ARCHIVE_CONTAINER: archiveContainerName
-      JOBS_QUEUE: jobsQueueName
-      EVENTS_QUEUE: eventsQueueName
-      POLL_INITIAL_DELAY_SECONDS: pollInitialDelaySeconds
-      POLL_MAX_DELAY_SECONDS: pollMaxDelaySeconds
-      SWEEP_SCHEDULE: sweepSchedule
-      SWEEP_GRACE_SECONDS: sweepGraceSeconds
-      LANGUAGE_MAX_REQUESTS_PER_MINUTE: languageMaxRequestsPerMinute
-    }
+    appSettings: union(appSettings, eventsEnabled ? eventsSettings : {})
   }
   // The host starts as soon as the app exists: its storage and queue grants must be in place.
   dependsOn: [
@@ -312,7 +378,11 @@ module alerts 'modules/alerts.bicep' = {
     alertNamePrefix: 'alert-${resourceToken}'
     alertEmail: alertEmail
     jobsQueueName: jobsQueueName
+    eventsEnabled: eventsEnabled
     archiveLagP95Seconds: archiveLagP95AlertSeconds
+    heartbeatMissingMinutes: heartbeatMissingAlertMinutes
+    jobsQueueAgeSeconds: jobsQueueAgeAlertSeconds
+    eventsQueueBacklogMessages: eventsQueueBacklogAlertMessages
   }
 }
 
@@ -340,5 +410,6 @@ output LANGUAGE_ENDPOINT string = languageAccess.outputs.endpoint
 output LANGUAGE_API_VERSION string = languageApiVersion
 output ARCHIVE_CONTAINER string = archiveContainerName
 output JOBS_QUEUE string = jobsQueueName
-output EVENTS_QUEUE string = eventsQueueName
+output EVENTS_QUEUE string = eventsEnabled ? eventsQueueName : ''
+output EVENTS_TIME_TO_LIVE_SECONDS string = eventsTimeToLiveSeconds
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.applicationInsightsConnectionString

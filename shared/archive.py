@@ -155,7 +155,7 @@ class ArchiveWriter:
             # and we (re)write the same deterministic bytes.
             if not created[0] and await self.is_archived(record.job_id):
                 return Commit.ALREADY_ARCHIVED
-            await _all(self._upload(task.name, task.data, overwrite=True) for task in existing)
+            await _all(self._settle(task) for task in existing)
         manifest = render_manifest(record, tasks, now=now)
         try:
             await self._upload(manifest_name(record.job_id), manifest, overwrite=False)
@@ -170,6 +170,22 @@ class ArchiveWriter:
         except ResourceExistsError:
             return False
         return True
+
+    async def _settle(self, task: TaskBlob) -> None:
+        """A task blob that exists already: left as it is when it holds these very bytes (the storage
+        service's Content-MD5 of a single-shot upload says so, one HEAD), rewritten otherwise. A
+        rewrite of equal bytes would only add a blob version, which a write-once (immutable) archive
+        keeps for its whole retention; a torn or stale blob is replaced (a new version under
+        version-level immutability, which allows that)."""
+        try:
+            properties = await self._container.get_blob_client(task.name).get_blob_properties()
+        except ResourceNotFoundError:
+            properties = None
+        if properties is not None and properties.size == len(task.data):
+            stored = properties.content_settings.content_md5
+            if stored and bytes(stored) == hashlib.md5(task.data, usedforsecurity=False).digest():
+                return
+        await self._upload(task.name, task.data, overwrite=True)
 
     async def _upload(self, name: str, data: bytes, *, overwrite: bool) -> None:
         try:

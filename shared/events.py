@@ -97,11 +97,16 @@ def render_event(manifest: Mapping[str, Any], *, container_url: str) -> str:
 
 
 class ArchiveEvents:
-    """Sends archive events on ``EVENTS_QUEUE``; the queue is created on first use when missing."""
+    """Sends archive events on ``EVENTS_QUEUE``; the queue is created on first use when missing.
 
-    def __init__(self, *, queue: QueueClient, container_url: str) -> None:
+    Every event carries the queue time-to-live ``time_to_live`` (``EVENTS_TIME_TO_LIVE_SECONDS``):
+    with no consumer, or one that is down, the queue drops what nobody read instead of growing for
+    ever; ``python -m cli announce`` sends expired events again."""
+
+    def __init__(self, *, queue: QueueClient, container_url: str, time_to_live: int) -> None:
         self._queue = queue
         self._source = container_url
+        self._time_to_live = time_to_live
 
     @property
     def queue_name(self) -> str:
@@ -109,7 +114,12 @@ class ArchiveEvents:
 
     async def announce(self, manifest: Mapping[str, Any]) -> None:
         """Send the event of ``manifest``; raises ``EventUnrenderable`` before any request."""
-        await send_text(self._queue, render_event(manifest, container_url=self._source), visibility_timeout=0)
+        await send_text(
+            self._queue,
+            render_event(manifest, container_url=self._source),
+            visibility_timeout=0,
+            time_to_live=self._time_to_live,
+        )
 
     async def announce_stored(self, manifest: bytes, *, job_id: str) -> None:
         """Send the event of job ``job_id`` from its manifest blob's bytes.
@@ -158,6 +168,7 @@ def archive_events(settings: Settings, storage: StorageClients) -> ArchiveEvents
     return ArchiveEvents(
         queue=storage.queue(settings.events_queue),
         container_url=storage.container(settings.archive_container).url,
+        time_to_live=settings.events_time_to_live_seconds,
     )
 
 

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .telemetry import (
     METER_NAME,
+    QUEUE,
     REASON,
     RESULT,
     STATUS,
@@ -31,6 +32,7 @@ from .telemetry import (
     LanguageResult,
     Metric,
     PollResult,
+    QueueRole,
     SpanKindName,
     SpanRecorder,
     Telemetry,
@@ -152,6 +154,15 @@ class OtelTelemetry(Telemetry):
             unit="s",
             description="Seconds a Language request waited for the budget",
         )
+        self._sweeps = meter.create_counter(
+            Metric.SWEEP_RUNS, unit="{run}", description="Sweep runs: the heartbeat"
+        )
+        self._queue_length = meter.create_gauge(
+            Metric.QUEUE_LENGTH, unit="{message}", description="Approximate messages of a queue, by queue"
+        )
+        self._queue_age = meter.create_gauge(
+            Metric.QUEUE_AGE, unit="s", description="Age of a queue's first visible message, by queue"
+        )
 
     @contextmanager
     def span(
@@ -182,6 +193,13 @@ class OtelTelemetry(Telemetry):
     def language_request(self, result: LanguageResult, *, waited: float) -> None:
         self._language.add(1, {RESULT: result.value})
         self._wait.record(waited)
+
+    def sweep_ran(self) -> None:
+        self._sweeps.add(1)
+
+    def queue_backlog(self, queue: QueueRole, *, length: int, oldest_age: float) -> None:
+        self._queue_length.set(length, {QUEUE: queue.value})
+        self._queue_age.set(oldest_age, {QUEUE: queue.value})
 
     def flush(self) -> None:
         for provider in (

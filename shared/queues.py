@@ -51,15 +51,15 @@ def poison_body(*, reason: str, original: str) -> str:
     return body
 
 
-async def send_text(queue: QueueClient, text: str, *, visibility_timeout: int) -> None:
-    """Send ``text`` (the queue client base64-encodes it); the queue is created when a send says 404."""
+async def send_text(
+    queue: QueueClient, text: str, *, visibility_timeout: int, time_to_live: int = MESSAGE_TIME_TO_LIVE
+) -> None:
+    """Send ``text`` (the queue client base64-encodes it); the queue is created when a send says 404.
+
+    ``time_to_live``: seconds the message stays on the queue unread (-1, the default: until read)."""
     try:
-        await queue.send_message(
-            text, visibility_timeout=visibility_timeout, time_to_live=MESSAGE_TIME_TO_LIVE
-        )
+        await queue.send_message(text, visibility_timeout=visibility_timeout, time_to_live=time_to_live)
     except ResourceNotFoundError:
         with contextlib.suppress(ResourceExistsError):
             await queue.create_queue()
-        await queue.send_message(
-            text, visibility_timeout=visibility_timeout, time_to_live=MESSAGE_TIME_TO_LIVE
-        )
+        await queue.send_message(text, visibility_timeout=visibility_timeout, time_to_live=time_to_live)

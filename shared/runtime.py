@@ -16,9 +16,11 @@ from typing import Final
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.storage.queue.aio import QueueClient
 
 from .archive import ArchiveWriter
 from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
+from .backlog import QueueWatch
 from .budget import BudgetLimits
 from .events import ArchiveEvents, archive_events
 from .http import SessionHolder
@@ -29,7 +31,7 @@ from .queues import JobQueues
 from .request_budget import HOST_CONTAINER, BlobBudgetStore, Permits, RequestBudget, budget_blob
 from .settings import Settings, load_settings
 from .storage import StorageClients, open_storage
-from .telemetry import Telemetry
+from .telemetry import QueueRole, Telemetry
 
 __all__ = [
     "Runtime",
@@ -72,6 +74,8 @@ class Runtime:
     telemetry: Telemetry
     #: The Language request budget shared by every instance (the client asks it before each request).
     budget: Permits
+    #: The queues' backlog, measured by every sweep.
+    backlog: QueueWatch
     events: ArchiveEvents | None = None  # None: EVENTS_QUEUE unset, no events
     clock: Callable[[], datetime] = _utcnow
     rand: Callable[[], float] = random.random
@@ -141,6 +145,7 @@ async def build_runtime(
         policy=PollPolicy.from_settings(settings),
         telemetry=telemetry,
         events=archive_events(settings, storage),
+        backlog=QueueWatch(queues=_watched_queues(settings, storage)),
         budget=budget,
         clock=clock,
         rand=rand,
@@ -152,6 +157,16 @@ async def build_runtime(
 
 _process: Runtime | None = None
 _building: asyncio.Lock | None = None
+
+
+def _watched_queues(settings: Settings, storage: StorageClients) -> dict[QueueRole, QueueClient]:
+    queues = {
+        QueueRole.JOBS: storage.queue(settings.jobs_queue),
+        QueueRole.POISON: storage.queue(settings.poison_queue),
+    }
+    if settings.events_queue is not None:
+        queues[QueueRole.EVENTS] = storage.queue(settings.events_queue)
+    return queues
 
 
 async def process_runtime(environ: Mapping[str, str] | None = None) -> Runtime:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .urls import Origin, origin
 
 __all__ = [
+    "EVENTS_TIME_TO_LIVE_SETTING",
     "SETTINGS",
     "STORAGE_IDENTITY_SUFFIXES",
     "STORAGE_SETTING",
@@ -39,6 +40,8 @@ STORAGE_IDENTITY_SUFFIXES: Final = (
     "clientId",
 )
 
+EVENTS_TIME_TO_LIVE_SETTING: Final = "EVENTS_TIME_TO_LIVE_SECONDS"
+
 _MAX_QUEUE_VISIBILITY_SECONDS: Final = 7 * 24 * 3600  # the storage queue's hard limit
 
 
@@ -53,6 +56,8 @@ class SettingSpec:
     name: str
     default: str | None
     required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS: Final[tuple[SettingSpec, ...]] = (
@@ -69,10 +74,15 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec("LANGUAGE_MAX_REQUESTS_PER_MINUTE", "600"),
     # The queue that announces every archived job (DESIGN.md, "Archive events"); unset: no events.
     SettingSpec("EVENTS_QUEUE", None),
+    # How long an event waits on EVENTS_QUEUE unread: with no consumer (or one that is down) the
+    # queue must not keep every event for ever. At least a minute (a consumer polling every minute
+    # still sees each), at most 30 days (a consumer down longer replays with 'cli announce').
+    SettingSpec(EVENTS_TIME_TO_LIVE_SETTING, "604800", minimum=60, maximum=30 * 24 * 3600),
     # Telemetry to Azure Monitor (OpenTelemetry) when set; unset: no telemetry package is loaded.
     SettingSpec("APPLICATIONINSIGHTS_CONNECTION_STRING", None),
 )
 _DEFAULTS: Final = {spec.name: spec.default for spec in SETTINGS}
+_SPECS: Final = {spec.name: spec for spec in SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,7 @@ class Settings:
     sweep_grace_seconds: float = 300.0
     language_max_requests_per_minute: int = 600
     events_queue: str | None = None
+    events_time_to_live_seconds: int = 604800
     applicationinsights_connection_string: str | None = field(default=None, repr=False)
 
     @property
@@ -171,6 +182,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "LANGUAGE_MAX_REQUESTS_PER_MINUTE", get("LANGUAGE_MAX_REQUESTS_PER_MINUTE")
         ),
         events_queue=_events_queue(get("EVENTS_QUEUE"), jobs_queue=jobs_queue),
+        events_time_to_live_seconds=_whole_seconds(
+            EVENTS_TIME_TO_LIVE_SETTING, get(EVENTS_TIME_TO_LIVE_SETTING)
+        ),
         applicationinsights_connection_string=_telemetry_connection(
             get("APPLICATIONINSIGHTS_CONNECTION_STRING")
         ),
@@ -262,6 +276,21 @@ def _seconds(name: str, value: str | None, *, minimum: float) -> float:
         raise SettingsError(f"{name} {value!r} is not a number of seconds: use e.g. 5 or 2.5") from None
     if not seconds >= minimum or seconds == float("inf"):
         raise SettingsError(f"{name} {value!r} is out of range: use a finite number >= {minimum:g}")
+    return seconds
+
+
+def _whole_seconds(name: str, value: str | None) -> int:
+    """A whole number of seconds within the bounds its ``SettingSpec`` declares."""
+    assert value is not None
+    spec = _SPECS[name]
+    low, high = int(spec.minimum or 0), int(spec.maximum or 0)
+    hint = f"use a whole number of seconds from {low} to {high}, e.g. {spec.default}"
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} {value!r} is not a whole number of seconds: {hint}") from None
+    if not low <= seconds <= high:
+        raise SettingsError(f"{name} {value!r} is out of range: {hint}")
     return seconds
 
 

@@ -43,8 +43,12 @@ class SweepReport:
 
 
 async def run_sweep(runtime: Runtime) -> SweepReport:
-    """One sweep of the ledger, under one span; its findings are the ledger metrics."""
+    """One sweep of the ledger, under one span; its findings are the ledger metrics. Every run also
+    beats the heartbeat (first: a sweep that then fails still shows the app alive, its exception
+    says the rest) and measures the queues' backlog."""
+    runtime.telemetry.sweep_ran()
     with runtime.telemetry.span("archiver.sweep_ledger") as span:
+        await runtime.backlog.observe(now=runtime.clock(), telemetry=runtime.telemetry)
         report = await _sweep(runtime)
         for name, value in (("scanned", report.scanned), ("overdue", report.overdue)):
             span.set_attribute(name, value)

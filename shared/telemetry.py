@@ -27,6 +27,7 @@ __all__ = [
     "METER_NAME",
     "OUTCOME",
     "OUTCOME_RECORD",
+    "QUEUE",
     "REASON",
     "RESULT",
     "STATUS",
@@ -35,6 +36,7 @@ __all__ = [
     "LanguageResult",
     "Metric",
     "PollResult",
+    "QueueRole",
     "SpanKindName",
     "SpanRecorder",
     "Telemetry",
@@ -60,6 +62,11 @@ class Metric(StrEnum):
     LEDGER_OVERDUE = "archiver.ledger.overdue"  # gauge, overdue records the sweep found
     LANGUAGE_REQUESTS = "archiver.language.requests"  # counter, attribute RESULT (LanguageResult)
     LANGUAGE_WAIT = "archiver.language.wait"  # histogram, seconds a request waited for the budget
+    #: The heartbeat: one per sweep run, whatever it finds. Its absence is the alert "the app is dead".
+    SWEEP_RUNS = "archiver.sweep.runs"  # counter
+    QUEUE_LENGTH = "archiver.queue.length"  # gauge, approximate messages, attribute QUEUE
+    #: gauge, seconds the queue's first visible message has waited since insertion, attribute QUEUE
+    QUEUE_AGE = "archiver.queue.age"
 
 
 class PollResult(StrEnum):
@@ -81,6 +88,15 @@ class LanguageResult(StrEnum):
     UNKNOWN_ROUTE = "unknownRoute"
 
 
+class QueueRole(StrEnum):
+    """Which of the app's queues a backlog metric is about: attribute QUEUE (the role, not the
+    configured name, so that the alerts need no queue names)."""
+
+    JOBS = "jobs"
+    POISON = "poison"
+    EVENTS = "events"
+
+
 # Attribute names: of log records (Application Insights custom dimensions), metrics and spans.
 JOB_ID: Final = "jobId"
 CORRELATION_ID: Final = "correlationId"
@@ -95,6 +111,7 @@ LAG_SECONDS: Final = "lagSeconds"
 DELAY_SECONDS: Final = "delaySeconds"
 REASON: Final = "reason"
 RESULT: Final = "result"
+QUEUE: Final = "queue"
 #: The first word of the one outcome record per invocation (its attributes say the rest).
 OUTCOME_RECORD: Final = "archiver.outcome"
 
@@ -176,6 +193,12 @@ class Telemetry:
 
     def language_request(self, result: LanguageResult, *, waited: float) -> None:
         """One request to the Language resource, after ``waited`` seconds for the request budget."""
+
+    def sweep_ran(self) -> None:
+        """The heartbeat: the timer fired and a sweep runs."""
+
+    def queue_backlog(self, queue: QueueRole, *, length: int, oldest_age: float) -> None:
+        """A queue's approximate length and the age of its first visible message (0: none)."""
 
     def flush(self) -> None:
         """Export what is buffered (a clean shutdown)."""

@@ -13,6 +13,12 @@
 //       writes (projects, training, deployments) that the app never uses: allowed only as an option.
 // Never: Cognitive Services User (can list keys), Cognitive Services Contributor / Contributor
 // (control plane, keys).
+//
+// The upstream systems (upstreamPrincipalIds) submit the analyze-text jobs: POST
+// /language/analyze-text/jobs, data action .../Language/analyze-text/jobs/action. Language Reader
+// lists it too (with analyze-text/action, the read of the results and jobscancel), so Reader is the
+// least-privilege built-in role that submits jobs with the account's local auth disabled; Writer
+// would add authoring writes (projects, training), Cognitive Services User the listing of keys.
 
 @description('Name of the Language account (in this deployment\'s resource group scope).')
 param accountName string
@@ -22,6 +28,9 @@ param appPrincipalId string
 
 @description('Principal id of the deploying user to grant the same data access for local runs; empty: none.')
 param deployerPrincipalId string = ''
+
+@description('Principal ids of the upstream systems that submit analyze-text jobs (Cognitive Services Language Reader).')
+param upstreamPrincipalIds array = []
 
 @description('Reader: read and cancel analyze-text jobs, all the app does (default). Writer: adds authoring rights the app never uses.')
 @allowed([
@@ -35,6 +44,7 @@ var languageRoleIds = {
   Writer: 'f2310ca1-dc64-4889-bb49-c8e0fa3d47a8' // Cognitive Services Language Writer
 }
 var roleDefinitionId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', languageRoleIds[languageRole])
+var submitterRoleDefinitionId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', languageRoleIds.Reader)
 
 resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = {
   name: accountName
@@ -60,6 +70,18 @@ resource deployerLanguageRole 'Microsoft.Authorization/roleAssignments@2022-04-0
     description: 'Local run of the Language job archiver by the deploying user.'
   }
 }
+
+resource upstreamLanguageRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principalId in upstreamPrincipalIds: {
+    name: guid(account.id, principalId, submitterRoleDefinitionId)
+    scope: account
+    properties: {
+      principalId: principalId
+      roleDefinitionId: submitterRoleDefinitionId
+      description: 'Upstream of the Language job archiver: submit analyze-text jobs.'
+    }
+  }
+]
 
 // Custom-subdomain endpoint, e.g. https://<name>.cognitiveservices.azure.com/ (the app strips the slash).
 output endpoint string = account.properties.endpoint

@@ -44,7 +44,7 @@ resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
     disableLocalAuth: true
     publicNetworkAccess: publicNetworkAccess
     networkAcls: {
-      defaultAction: publicNetworkAccess == 'Enabled' ? 'Allow' : 'Deny'
+      defaultAction: (publicNetworkAccess == 'Enabled') ? 'Allow' : 'Deny'
     }
   }
 }

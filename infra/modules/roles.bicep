@@ -9,19 +9,16 @@
 // - Archive and ledger containers: Storage Blob Data Contributor. The app reads, writes
 //   (conditional create of the manifest, ETag compare-and-swap of ledger records), lists and deletes
 //   blobs. Owner would add ACL management, which the app does not need.
-// - Deployment container: Storage Blob Data Contributor. Flex Consumption writes the package there
-//   with this identity on deploy and reads it on every cold start (functionAppConfig.deployment).
-// - The Functions host's storage (identity-based AzureWebJobsStorage): by default Storage Blob Data
-//   Owner on the whole account, the role Microsoft's functions-reference ("Connecting to host storage
-//   with an identity") documents and the official Flex Consumption azd template grants: the host
-//   creates its containers and takes blob leases (primary-host and singleton locks, the timer
-//   trigger's schedule status). It covers every container of the account, the archive included.
-//   The app keeps its Language request budget there too (azure-webjobs-hosts/archiver/..., ETag
-//   compare-and-swap), so either grant below serves it.
-//   hostBlobOwnerOnAccount = false keeps only the Storage Blob Data Contributor grants on
-//   azure-webjobs-hosts and azure-webjobs-secrets (created by storage.bicep): narrower, but no
-//   deployment has proven that the host works with it (a missing right shows up as a host that
-//   cannot take its locks, so the timer sweep never runs).
+// - The Functions host's own containers (azure-webjobs-hosts: primary-host and singleton locks, the
+//   timer trigger's schedule status, and the app's Language request budget under archiver/;
+//   azure-webjobs-secrets: host keys) and the deployment container (Flex Consumption writes the
+//   package there with this identity on deploy and reads it on every cold start): Storage Blob Data
+//   Owner, the role Microsoft's functions-reference ("Connecting to host storage with an identity")
+//   documents for AzureWebJobsStorage, granted on each of these containers instead of the account,
+//   so the app cannot touch any other container with it (the archive's manifests above all).
+//   storage.bicep creates these containers, so the host never needs to create one.
+//   hostBlobOwnerOnAccount = true adds the account-wide grant (Microsoft's template default), for a
+//   host that needs more than its containers; off by default.
 // - Tables: Storage Table Data Contributor on the account. The host writes its diagnostic events to
 //   tables it creates (one per month) through AzureWebJobsStorage__tableServiceUri and logs warnings
 //   when it cannot; table names vary, so the account is the narrowest scope. The app uses no table.
@@ -29,11 +26,19 @@
 //   reschedule rewrites the message and its visibility) and send on the jobs queue; send to the
 //   poison queue and receive from it for the sweep; create-if-missing of the poison queue by the app
 //   and by the host (queues/write). Message Processor + Sender lack update and create.
-// - Events queue: Storage Queue Data Message Sender, the app only adds messages to it. This
-//   template creates the queue, so the app's create-if-missing (only after a send answered 404)
-//   never runs in Azure; the consumer's own identity gets Message Processor (docs/deploy.md).
+// - Events queue (eventsEnabled): Storage Queue Data Message Sender (the app adds events) and Storage
+//   Queue Data Reader (each sweep reads its length and peeks its oldest event for the backlog
+//   metrics). This template creates the queue, so the app's create-if-missing (only after a send
+//   answered 404) never runs in Azure.
 // - Application Insights: Monitoring Metrics Publisher, so telemetry is accepted with an Entra token
 //   (the component has local auth disabled). Reader roles cannot publish; nothing broader is needed.
+//
+// The neighbours (principal ids given as parameters; their Language role is in language-access.bicep):
+// - upstreamPrincipalIds (submit Language jobs, enqueue their ids): Storage Queue Data Message Sender
+//   on the jobs queue only: they can add messages, not read, delete or see anyone else's.
+// - consumerPrincipalIds (read events, then the archive): Storage Queue Data Message Processor on the
+//   events queue only (peek, receive, delete) and Storage Blob Data Reader on the archive container
+//   only (read and list blobs; nothing of the ledger, the host or the deployment package).
 
 @description('Name of the storage account.')
 param storageAccountName string
@@ -65,14 +70,26 @@ param appPrincipalId string
 @description('Principal id of the deploying user, granted data access to run the app locally against these resources; empty: none.')
 param deployerPrincipalId string = ''
 
-@description('Grant Storage Blob Data Owner on the whole account, as Microsoft documents for AzureWebJobsStorage (default; see the header). Off: container-scoped grants only, not proven by a deployment.')
-param hostBlobOwnerOnAccount bool = true
+@description('Also grant Storage Blob Data Owner on the whole account (Microsoft\'s template default). Off (default): on the host\'s own containers and the deployment container only (see the header).')
+param hostBlobOwnerOnAccount bool = false
+
+@description('The events queue exists and the app sends to it (main.bicep\'s eventsEnabled).')
+param eventsEnabled bool = true
+
+@description('Principal ids of the upstream systems: send-only on the jobs queue.')
+param upstreamPrincipalIds array = []
+
+@description('Principal ids of the event consumers: receive and delete on the events queue, read-only on the archive container.')
+param consumerPrincipalIds array = []
 
 var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
+  storageQueueDataMessageProcessor: '8a0f0c08-91a1-4084-bc3d-661d67233fed'
+  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -82,11 +99,12 @@ var hostContainerNames = [
   'azure-webjobs-hosts'
   'azure-webjobs-secrets'
 ]
-var appContainerNames = concat([
+// The app's data (Contributor) and the host's and the deployment's containers (Owner).
+var appContainerNames = [
   archiveContainerName
   ledgerContainerName
-  deploymentContainerName
-], hostContainerNames)
+]
+var hostOwnedContainerNames = concat([deploymentContainerName], hostContainerNames)
 var queueNames = [
   jobsQueueName
   poisonQueueName
@@ -98,7 +116,10 @@ var grantDeployer = !empty(deployerPrincipalId)
 var deployerContainerNames = grantDeployer ? concat([archiveContainerName, ledgerContainerName], hostContainerNames) : []
 var deployerQueueNames = grantDeployer ? queueNames : []
 // The deploying user sends events too: a local run of the app, or 'python -m cli announce'.
-var deployerEventsQueueNames = grantDeployer ? [eventsQueueName] : []
+var deployerEventsQueueNames = (grantDeployer && eventsEnabled) ? [eventsQueueName] : []
+// (No loop conditions, as above: with events off, no grant on the events queue.)
+var appEventsQueueNames = eventsEnabled ? [eventsQueueName] : []
+var consumerEventsPrincipalIds = eventsEnabled ? consumerPrincipalIds : []
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -116,6 +137,13 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
 
 resource appContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = [
   for containerName in appContainerNames: {
+    parent: blobService
+    name: containerName
+  }
+]
+
+resource hostOwnedContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = [
+  for containerName in hostOwnedContainerNames: {
     parent: blobService
     name: containerName
   }
@@ -177,16 +205,44 @@ resource appQueueAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   }
 ]
 
-resource appEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(eventsQueue.id, appPrincipalId, roles.storageQueueDataMessageSender)
-  scope: eventsQueue
-  properties: {
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
-    description: 'Language job archiver: send archive events on queue ${eventsQueueName}.'
+resource appEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (queueName, i) in appEventsQueueNames: {
+    name: guid(eventsQueue.id, appPrincipalId, roles.storageQueueDataMessageSender)
+    scope: eventsQueue
+    properties: {
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+      description: 'Language job archiver: send archive events on queue ${queueName}.'
+    }
   }
-}
+]
+
+resource appEventsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (queueName, i) in appEventsQueueNames: {
+    name: guid(eventsQueue.id, appPrincipalId, roles.storageQueueDataReader)
+    scope: eventsQueue
+    properties: {
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
+      description: 'Language job archiver: measure the backlog (length, oldest event) of queue ${queueName}.'
+    }
+  }
+]
+
+resource appHostContainerOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (containerName, i) in hostOwnedContainerNames: {
+    name: guid(hostOwnedContainers[i].id, appPrincipalId, roles.storageBlobDataOwner)
+    scope: hostOwnedContainers[i]
+    properties: {
+      principalId: appPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+      description: 'Functions host storage (AzureWebJobsStorage) and deployment package: blobs of container ${containerName}.'
+    }
+  }
+]
 
 resource appHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hostBlobOwnerOnAccount) {
   name: guid(storage.id, appPrincipalId, roles.storageBlobDataOwner)
@@ -195,7 +251,7 @@ resource appHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
-    description: 'Functions host storage (AzureWebJobsStorage) as Microsoft documents it: account-wide blob data owner.'
+    description: 'Functions host storage (AzureWebJobsStorage): account-wide blob data owner (hostBlobOwnerOnAccount).'
   }
 }
 
@@ -254,6 +310,56 @@ resource deployerEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-0
       principalId: deployerPrincipalId
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
       description: 'Local run of the Language job archiver: send archive events on queue ${queueName}.'
+    }
+  }
+]
+
+resource deployerEventsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (queueName, i) in deployerEventsQueueNames: {
+    name: guid(eventsQueue.id, deployerPrincipalId, roles.storageQueueDataReader)
+    scope: eventsQueue
+    properties: {
+      principalId: deployerPrincipalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
+      description: 'Local run of the Language job archiver: measure the backlog of queue ${queueName}.'
+    }
+  }
+]
+
+// The neighbours. principalType is left out: a neighbour may be a managed identity, an application's
+// service principal or a group.
+resource upstreamJobsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principalId in upstreamPrincipalIds: {
+    name: guid(jobQueues[0].id, principalId, roles.storageQueueDataMessageSender)
+    scope: jobQueues[0]
+    properties: {
+      principalId: principalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageSender)
+      description: 'Upstream of the Language job archiver: enqueue job ids on queue ${jobsQueueName}.'
+    }
+  }
+]
+
+resource consumerEventsProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principalId in consumerEventsPrincipalIds: {
+    name: guid(eventsQueue.id, principalId, roles.storageQueueDataMessageProcessor)
+    scope: eventsQueue
+    properties: {
+      principalId: principalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageProcessor)
+      description: 'Consumer of the Language job archiver: receive and delete archive events on queue ${eventsQueueName}.'
+    }
+  }
+]
+
+resource consumerArchiveReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for principalId in consumerPrincipalIds: {
+    name: guid(appContainers[0].id, principalId, roles.storageBlobDataReader)
+    scope: appContainers[0]
+    properties: {
+      principalId: principalId
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+      description: 'Consumer of the Language job archiver: read the archive in container ${archiveContainerName}.'
     }
   }
 ]

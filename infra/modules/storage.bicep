@@ -1,6 +1,7 @@
 // The one storage account of the app: the Functions host's own storage (AzureWebJobsStorage, used
 // keyless through the app's identity), the Flex Consumption deployment package, the archive, the
-// job ledger, the jobs queue and its poison queue. Keys are disabled: every caller uses Entra ID.
+// job ledger, the jobs queue and its poison queue, and the events queue (eventsEnabled). Keys are
+// disabled: every caller uses Entra ID. The archive is tiered and optionally write-once (below).
 
 @description('Name of the storage account (3-24 lowercase letters and digits).')
 @minLength(3)
@@ -44,6 +45,26 @@ param poisonQueueName string
 @description('Queue on which the app announces every archived job (app setting EVENTS_QUEUE).')
 param eventsQueueName string
 
+@description('Create the events queue (main.bicep\'s eventsEnabled); false: no events queue.')
+param eventsEnabled bool = true
+
+@description('Move archive blobs to the Cool tier this many days after they were written.')
+@minValue(1)
+param archiveCoolAfterDays int = 30
+
+@description('Move archive blobs to the Cold tier this many days after they were written (more than archiveCoolAfterDays).')
+@minValue(2)
+param archiveColdAfterDays int = 90
+
+@description('Delete archive blobs this many days after they were written; 0: never (the default: deleting records is a retention decision, not a template default).')
+@minValue(0)
+param archiveDeleteAfterDays int = 0
+
+@description('Version-level immutability (WORM) of the archive container: every blob version is protected from deletion and change for this many days after it was written; 0: off.')
+@minValue(0)
+@maxValue(146000)
+param archiveImmutableDays int = 0
+
 @description('Days a deleted blob or container (and a superseded blob version) can be restored.')
 @minValue(1)
 @maxValue(365)
@@ -69,16 +90,16 @@ var hostContainerNames = [
   'azure-webjobs-hosts'
   'azure-webjobs-secrets'
 ]
+// The archive is declared on its own (below): it alone may be write-once.
 var containerNames = concat([
   deploymentContainerName
-  archiveContainerName
   ledgerContainerName
 ], hostContainerNames)
-var queueNames = [
-  eventsQueueName
+var queueNames = concat(eventsEnabled ? [eventsQueueName] : [], [
   jobsQueueName
   poisonQueueName
-]
+])
+var archiveImmutable = archiveImmutableDays > 0
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   #checkov:skip=CKV_AZURE_35: With vnetEnabled (privateAccessOnly) the default action is Deny and public access is off. Its default is off because the app, the operator CLI and upstream submitters then reach storage over the public endpoint, Entra-only (shared keys off, OAuth default, no public blobs); checkov reads only the default.
@@ -156,6 +177,34 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
   }
 ]
 
+// Version-level immutability (archiveImmutableDays > 0): every version of every archive blob is
+// write-once for that many days after it was written (the container's default time-based policy,
+// which needs blob versioning on the account: blobService above). What the app writes there stays
+// possible: the manifest is created once (If-None-Match: *), and a task blob written again by a
+// duplicate finds the same bytes and leaves it as it is (shared/archive.py). An overwrite would
+// still succeed under a version-level policy (it makes a new version, the old one stays
+// protected); deleting or changing a protected version fails until its retention ends. The policy
+// is deployed unlocked: an operator locks it (irreversible) once satisfied (docs/operations.md).
+resource archiveContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: archiveContainerName
+  properties: {
+    publicAccess: 'None'
+    immutableStorageWithVersioning: {
+      enabled: archiveImmutable
+    }
+  }
+}
+
+resource archiveImmutability 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (archiveImmutable) {
+  parent: archiveContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: archiveImmutableDays
+    allowProtectedAppendWrites: false
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -168,6 +217,24 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-
   }
 ]
 
+// The archive's tiers: Cool and Cold each bill a minimum stay (30 and 90 days), which the defaults
+// match; deletion only when asked for (archiveDeleteAfterDays; under immutability it waits for the
+// retention to end).
+var archiveTiering = {
+  tierToCool: {
+    daysAfterModificationGreaterThan: archiveCoolAfterDays
+  }
+  tierToCold: {
+    daysAfterModificationGreaterThan: archiveColdAfterDays
+  }
+}
+var archiveDeletion = {
+  delete: {
+    daysAfterModificationGreaterThan: archiveDeleteAfterDays
+  }
+}
+var archiveBaseBlobActions = union(archiveTiering, (archiveDeleteAfterDays > 0) ? archiveDeletion : {})
+
 // Versioning keeps a copy of every overwrite. The ledger is rewritten at each compare-and-swap and
 // the host's lock/timer blobs constantly, so their old versions go quickly; the rest after the
 // soft-delete window.
@@ -177,6 +244,25 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
   properties: {
     policy: {
       rules: [
+        {
+          // The archive is read mostly in its first days (events, verify, export); later for audits.
+          name: 'tier-archive'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${archiveContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: archiveBaseBlobActions
+            }
+          }
+        }
         {
           name: 'expire-ledger-and-host-versions'
           enabled: true
@@ -277,5 +363,5 @@ output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
-output containerNames array = containerNames
+output containerNames array = concat([archiveContainer.name], containerNames)
 output queueNames array = queueNames

@@ -29,6 +29,9 @@ var metrics = {
   ledgerOverdue: 'archiver.ledger.overdue'
   languageRequests: 'archiver.language.requests'
   languageWait: 'archiver.language.wait'
+  sweepRuns: 'archiver.sweep.runs'
+  queueLength: 'archiver.queue.length'
+  queueAge: 'archiver.queue.age'
 }
 var dimensions = {
   status: 'status'
@@ -36,10 +39,26 @@ var dimensions = {
   result: 'result'
   outcome: 'outcome'
   lagSeconds: 'lagSeconds'
+  queue: 'queue'
 }
 var hostPoisonMarker = 'Moving message to queue \'${jobsQueueName}-poison\''
 
 var charts = [
+  {
+    title: 'Heartbeat: sweep runs per 15 minutes (3 with the default schedule; 0: the app is dead, alert heartbeat-missing)'
+    visualization: 'timechart'
+    query: 'customMetrics | where name == "${metrics.sweepRuns}" | summarize runs = sum(valueSum) by bin(timestamp, 15m)'
+  }
+  {
+    title: 'Queues: approximate messages by queue (jobs, poison, events; alerts poison-queue-not-empty, events-queue-backlog)'
+    visualization: 'timechart'
+    query: 'customMetrics | where name == "${metrics.queueLength}" | extend queue = tostring(customDimensions.${dimensions.queue}) | summarize messages = max(valueMax) by queue, bin(timestamp, 15m)'
+  }
+  {
+    title: 'Queues: seconds the first visible message has waited, by queue (alert jobs-queue-oldest-message)'
+    visualization: 'timechart'
+    query: 'customMetrics | where name == "${metrics.queueAge}" | extend queue = tostring(customDimensions.${dimensions.queue}) | summarize ageSeconds = max(valueMax) by queue, bin(timestamp, 15m)'
+  }
   {
     title: 'Jobs archived, by status'
     visualization: 'timechart'
@@ -111,7 +130,7 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
   properties: {
     displayName: displayName
     category: 'workbook'
-    description: 'Archive health: jobs by status, archive lag, polls per job, poison, ledger pending and overdue.'
+    description: 'Archive health: heartbeat, queue backlog, jobs by status, archive lag, polls per job, poison, ledger pending and overdue.'
     version: 'Notebook/1.0'
     sourceId: applicationInsightsId
     serializedData: string(content)

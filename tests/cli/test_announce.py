@@ -13,6 +13,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from tests.integration.conftest import Stack
+from tests.integration.test_archive_events import event_lifetimes
 
 from .conftest import ARCHIVED_AT, RunCli, archive_job, cner_item, ner_item, put_blob
 
@@ -115,3 +116,17 @@ async def test_help_names_the_filters(stack: Stack, run_cli: RunCli) -> None:
     assert ran.status == 0
     for option in ("--since", "--status", "--json", "JOB_ID"):
         assert option in ran.out
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [{"EVENTS_QUEUE": f"events-{uuid.uuid4().hex[:12]}", "EVENTS_TIME_TO_LIVE_SECONDS": "86400"}],
+    indirect=True,
+)
+async def test_announced_events_carry_events_time_to_live_seconds(stack: Stack, run_cli: RunCli) -> None:
+    job_id = await archive_job(stack, [ner_item("Seattle")])
+
+    ran = await run_cli("announce", job_id)
+
+    assert ran.status == 0
+    assert await event_lifetimes(stack) == [86400]

@@ -18,8 +18,9 @@ evaluates to a ``Runtime`` marker that records the expression it stands for.
 
 from __future__ import annotations
 
+import operator as operator_module
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -134,6 +135,8 @@ def _evaluate_string(text: str, scope: Mapping[str, object]) -> object:
         resolved = scope.get(name, Runtime(name))
         if isinstance(resolved, str):
             return resolved
+        if isinstance(resolved, int) and not isinstance(resolved, bool):
+            return str(resolved)  # Bicep interpolates an int as its decimal digits
         runtime.append(name)
         return "${" + (resolved.source if isinstance(resolved, Runtime) else name) + "}"
 
@@ -172,7 +175,25 @@ def _evaluate_function(function: Tree, scope: Mapping[str, object]) -> object:
         return [{"key": key, "value": item} for key, item in sorted(args[0].items())]
     if kind == "empty" and len(args) == 1 and isinstance(args[0], str | list | dict):
         return len(args[0]) == 0
+    named_subscription = (function.get("parameters") or {}).get("subscription_id") is not None
+    if (
+        kind == "subscription_resource_id"
+        and not named_subscription
+        and all(isinstance(a, str) for a in args)
+    ):
+        # The subscription is a deploy-time value; the type and name are what the checks compare.
+        return "/subscriptions/{subscription}/providers/" + "/".join(str(arg) for arg in args)
     return Runtime(f"{kind}(...)")
+
+
+_COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "equals": operator_module.eq,
+    "not_equals": operator_module.ne,
+    "greater_than": operator_module.gt,
+    "greater_than_or_equals": operator_module.ge,
+    "less_than": operator_module.lt,
+    "less_than_or_equals": operator_module.le,
+}
 
 
 def _evaluate_operator(operator: Tree, scope: Mapping[str, object]) -> object:
@@ -189,6 +210,19 @@ def _evaluate_operator(operator: Tree, scope: Mapping[str, object]) -> object:
     if kind == "not":
         inner = evaluate(operands["bool_value"], scope)
         return (not inner) if isinstance(inner, bool) else Runtime("not")
+    if kind in _COMPARISONS:
+        left, right = (evaluate(operands[name], scope) for name in ("operand_1", "operand_2"))
+        if isinstance(left, Runtime) or isinstance(right, Runtime):
+            return Runtime(kind)
+        if kind in ("equals", "not_equals"):
+            return _COMPARISONS[kind](left, right)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
+        return _COMPARISONS[kind](left, right) if numbers else Runtime(kind)
+    if kind in ("and", "or"):
+        left, right = (evaluate(operands[name], scope) for name in ("operand_1", "operand_2"))
+        if isinstance(left, bool) and isinstance(right, bool):
+            return (left and right) if kind == "and" else (left or right)
+        return Runtime(kind)
     if kind == "index_accessor":
         target = evaluate(operands["operand_1"], scope)
         index = evaluate(operands["operand_2"], scope)
@@ -298,9 +332,12 @@ class ModuleInstance:
     scope: dict[str, object]
 
     def created(self, resource_type: str) -> Iterator[tuple[str, Tree, dict[str, object]]]:
-        """(symbol, evaluated body, item scope) of every resource of that type this module creates."""
+        """(symbol, evaluated body, item scope) of every resource of that type this module creates
+        (a resource whose ``if`` condition is false is not created)."""
         for symbol, declaration in self.template.resources.items():
             if declaration["type"] != resource_type or declaration.get("existing"):
+                continue
+            if evaluate(condition(declaration), self.scope) is False:
                 continue
             body, loop = resource_body(declaration)
             if loop is None:

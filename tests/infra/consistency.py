@@ -31,6 +31,7 @@ from shared.telemetry import (
     JOB_ID,
     LAG_SECONDS,
     OUTCOME,
+    QUEUE,
     REASON,
     RESULT,
     STATUS,
@@ -130,6 +131,7 @@ TELEMETRY_DIMENSIONS: Final = frozenset(
         DELAY_SECONDS,
         REASON,
         RESULT,
+        QUEUE,
     }
 )
 #: Where the infra names the app's telemetry: a module, and the metrics it must name (all: the workbook).
@@ -139,6 +141,9 @@ TELEMETRY_MODULES: Final = {
         Metric.LEDGER_OVERDUE,
         Metric.JOBS_ARCHIVED,
         Metric.LANGUAGE_REQUESTS,
+        Metric.SWEEP_RUNS,
+        Metric.QUEUE_LENGTH,
+        Metric.QUEUE_AGE,
     },
     "workbook.bicep": set(Metric),
 }
@@ -325,8 +330,11 @@ def check_names(deployment: Deployment, defaults: Settings | None = None) -> lis
         return [*problems, f"cannot derive the cloud names: {error}"]
     containers = deployment.created_names(CONTAINERS)
     queues = deployment.created_names(QUEUES)
-    if cloud.events_queue is None:
+    events_enabled = deployment.main_scope.get("eventsEnabled")
+    if events_enabled is True and cloud.events_queue is None:
         problems.append("EVENTS_QUEUE is not set: the cloud app would announce no archived job")
+    if events_enabled is False and cloud.events_queue is not None:
+        problems.append(f"eventsEnabled is false, yet EVENTS_QUEUE is set to {cloud.events_queue!r}")
     for what, used, created in (
         ("archive container", cloud.archive_container, containers),
         ("ledger container", cloud.ledger_container, containers),
@@ -341,6 +349,8 @@ def check_names(deployment: Deployment, defaults: Settings | None = None) -> lis
     # Role assignments and other modules name containers/queues by parameter: they must exist.
     for instance in deployment.modules.values():
         for parameter, value in instance.scope.items():
+            if parameter == "eventsQueueName" and instance.scope.get("eventsEnabled") is False:
+                continue  # named, never created nor used: events are off
             if parameter.endswith("ContainerName") and isinstance(value, str) and value not in containers:
                 problems.append(f"{instance.symbol}.{parameter} = {value!r} is not a created container")
             if parameter.endswith("QueueName") and isinstance(value, str) and value not in queues:
@@ -548,6 +558,8 @@ def _documented_defaults(docs: str) -> dict[str, str]:
 def _bicep_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value == []:
+        return ""  # documented as "empty", like an empty string
     return str(value)
 
 

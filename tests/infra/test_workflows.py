@@ -21,6 +21,8 @@ DEPLOY = WORKFLOWS / "azure-dev.yml"
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", re.MULTILINE)
 PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+(\.\d+)*$")
+#: A workflow of this repository (self-repository or workspace-relative form): runs at the caller's commit.
+LOCAL = ("$/", "./")
 #: What `azd pipeline config` stores as repository variables, and azd's login needs.
 AZD_VARIABLES = (
     "AZURE_CLIENT_ID",
@@ -31,6 +33,8 @@ AZD_VARIABLES = (
 )
 #: Set by azd itself from the logged-in principal.
 SET_BY_AZD = frozenset({"AZURE_PRINCIPAL_ID"})
+#: Set by the deployment workflow itself, whatever the repository's variables say.
+SET_BY_THE_PIPELINE = {"GRANT_DEPLOYER_ACCESS": '"false"'}
 
 
 def _text(path: Path) -> str:
@@ -39,7 +43,7 @@ def _text(path: Path) -> str:
 
 @pytest.mark.parametrize("path", [CI, DEPLOY], ids=lambda path: path.name)
 def test_every_action_is_pinned_to_a_commit_with_its_version(path: Path) -> None:
-    uses = USES.findall(_text(path))
+    uses = [(ref, comment) for ref, comment in USES.findall(_text(path)) if not ref.startswith(LOCAL)]
     assert uses, f"{path.name} uses no action"
     for reference, comment in uses:
         assert PINNED.match(reference), f"{path.name}: {reference} is not pinned to a 40-hex commit"
@@ -50,6 +54,8 @@ def test_an_action_is_pinned_to_the_same_commit_everywhere() -> None:
     pins: dict[str, set[str]] = {}
     for path in (CI, DEPLOY):
         for reference, _ in USES.findall(_text(path)):
+            if reference.startswith(LOCAL):
+                continue
             match = PINNED.match(reference)
             assert match is not None
             pins.setdefault(match["action"], set()).add(match["sha"])
@@ -86,8 +92,43 @@ def test_deploy_passes_every_variable_the_parameters_file_reads() -> None:
     json.loads(parameters)  # the file stays valid JSON
     read = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)(?:=[^}]*)?\}", parameters)) - SET_BY_AZD
     text = _text(DEPLOY)
-    missing = sorted(name for name in read if f"{name}: ${{{{ vars.{name} }}}}" not in text)
+    missing = sorted(
+        name
+        for name in read
+        if f"{name}: ${{{{ vars.{name} }}}}" not in text
+        and f"{name}: {SET_BY_THE_PIPELINE.get(name)}" not in text
+    )
     assert missing == []
     azure_yaml = _text(REPO_ROOT / "azure.yaml")
-    optional = sorted(read - set(AZD_VARIABLES))
+    optional = sorted(read - set(AZD_VARIABLES) - set(SET_BY_THE_PIPELINE))
     assert [name for name in optional if not re.search(rf"^\s+- {name}$", azure_yaml, re.MULTILINE)] == []
+
+
+def test_deploy_runs_only_after_ci_passed_on_the_same_commit() -> None:
+    """The deployment calls CI itself (a local reusable workflow runs from the caller's commit) and
+    needs it: a commit that fails CI is never deployed, whatever else happened on main."""
+    text = _text(DEPLOY)
+    assert re.search(
+        r"^  ci:\n(?:    .*\n)*?    uses: (?:\$|\.)/\.github/workflows/ci\.yml$", text, re.MULTILINE
+    )
+    assert re.search(r"^  deploy:\n(?:    .*\n)*?    needs: ci$", text, re.MULTILINE)
+    assert "workflow_run" not in text  # would deploy from a run of another commit's context
+    assert re.search(r"^  workflow_call:$", _text(CI), re.MULTILINE)
+
+
+def test_the_called_ci_and_the_push_ci_do_not_cancel_each_other() -> None:
+    """Called, CI's github.workflow is the caller's name: the two runs on one push get two groups."""
+    assert re.search(
+        r"^  group: ci-\$\{\{ github\.workflow \}\}-\$\{\{ github\.ref \}\}$", _text(CI), re.MULTILINE
+    )
+
+
+def test_deploy_runs_in_a_github_environment_that_can_require_approval() -> None:
+    assert re.search(r"^  deploy:\n(?:    .*\n)*?    environment: production$", _text(DEPLOY), re.MULTILINE)
+
+
+def test_the_pipeline_identity_gets_no_data_plane_access() -> None:
+    """azd's deployer grants are for a person's own azd up; the pipeline turns them off."""
+    parameters = json.loads(_text(INFRA_DIR / "main.parameters.json"))["parameters"]
+    assert parameters["grantDeployerAccess"]["value"] == "${GRANT_DEPLOYER_ACCESS=true}"
+    assert 'GRANT_DEPLOYER_ACCESS: "false"' in _text(DEPLOY)

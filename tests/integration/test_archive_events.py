@@ -87,7 +87,11 @@ async def unreachable_events(stack: Stack, azurite: Azurite) -> AsyncIterator[Ru
         retry_total=0,
         message_encode_policy=TextBase64EncodePolicy(),
     )
-    events = ArchiveEvents(queue=queue, container_url=f"{stack.blobs.url}{stack.settings.archive_container}")
+    events = ArchiveEvents(
+        queue=queue,
+        container_url=f"{stack.blobs.url}{stack.settings.archive_container}",
+        time_to_live=stack.settings.events_time_to_live_seconds,
+    )
     yield dataclasses.replace(runtime, events=events)
     await queue.close()
     await runtime.aclose()
@@ -232,3 +236,37 @@ async def test_without_events_queue_no_queue_is_created(stack: Stack) -> None:
 
     assert await stack.manifest(job_id) is not None
     assert {queue.name async for queue in stack.queues.list_queues()} == before
+
+
+async def event_lifetimes(stack: Stack) -> list[float]:
+    """Seconds from each event's insertion to its expiry, as the queue service reports them."""
+    assert stack.settings.events_queue is not None
+    queue = stack.queues.get_queue_client(stack.settings.events_queue)
+    lifetimes = []
+    for message in await queue.peek_messages(max_messages=32):
+        assert message.expires_on is not None
+        assert message.inserted_on is not None
+        lifetimes.append((message.expires_on - message.inserted_on).total_seconds())
+    return lifetimes
+
+
+@with_events()
+async def test_every_event_expires_after_the_default_seven_days_unread(stack: Stack) -> None:
+    job_id = await stack.submit()
+
+    await stack.deliver({"jobId": job_id})
+
+    assert await event_lifetimes(stack) == [7 * 24 * 3600]
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [{"EVENTS_QUEUE": f"events-{uuid.uuid4().hex[:12]}", "EVENTS_TIME_TO_LIVE_SECONDS": "3600"}],
+    indirect=True,
+)
+async def test_events_expire_after_events_time_to_live_seconds(stack: Stack) -> None:
+    job_id = await stack.submit()
+
+    await stack.deliver({"jobId": job_id})
+
+    assert await event_lifetimes(stack) == [3600]

@@ -380,3 +380,32 @@ async def test_concurrent_commits_of_one_job_commit_exactly_once(fx: Fixture) ->
 
 def vars_of(record: JobRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+async def test_a_duplicate_finding_equal_task_blobs_without_a_manifest_leaves_them_unwritten(
+    fx: Fixture,
+) -> None:
+    """An interrupted run wrote every task blob: the next one only commits the manifest. No rewrite
+    means no new blob version, which a write-once archive would keep for its whole retention."""
+    j = job()
+    await fx.container.create_container()
+    for task in j.tasks:
+        await fx.container.upload_blob(task.name, task.data)
+    before = await fx.snapshot()
+
+    assert await fx.writer.commit(j.record, j.tasks, now=NOW) is Commit.COMMITTED
+
+    after = await fx.snapshot()
+    assert {name: after[name] for name in before} == before
+    assert set(after) - set(before) == {j.manifest}
+
+
+async def test_a_stale_task_blob_of_the_same_size_is_rewritten(fx: Fixture) -> None:
+    j = job()
+    await fx.container.create_container()
+    stale = bytes(reversed(j.tasks[0].data))  # same length, other bytes
+    await fx.container.upload_blob(j.tasks[0].name, stale)
+
+    assert await fx.writer.commit(j.record, j.tasks, now=NOW) is Commit.COMMITTED
+
+    assert await fx.blob(j.tasks[0].name) == j.tasks[0].data

@@ -21,6 +21,7 @@ from shared.telemetry import (
     LAG_SECONDS,
     OUTCOME,
     OUTCOME_RECORD,
+    QUEUE,
     REASON,
     RESULT,
     STATUS,
@@ -126,6 +127,19 @@ def test_ledger_gauges_say_what_the_sweep_found(run: Run) -> None:
     (pending,) = run.points(Metric.LEDGER_PENDING)
     (overdue,) = run.points(Metric.LEDGER_OVERDUE)
     assert pending["value"] >= overdue["value"] >= 1  # at least the job whose message was lost
+
+
+def test_the_sweep_beats_the_heartbeat_once_a_run(run: Run) -> None:
+    (runs,) = run.points(Metric.SWEEP_RUNS)
+    assert runs["value"] == 1
+
+
+def test_the_sweep_measures_the_length_and_oldest_message_of_each_queue(run: Run) -> None:
+    lengths = {p["attributes"][QUEUE]: p["value"] for p in run.points(Metric.QUEUE_LENGTH)}
+    ages = {p["attributes"][QUEUE]: p["value"] for p in run.points(Metric.QUEUE_AGE)}
+    assert set(lengths) == set(ages) == {"jobs", "poison"}  # no EVENTS_QUEUE in this run
+    assert lengths["poison"] == 2  # the two poison messages, waiting for an operator
+    assert 0 < ages["poison"] < 600
 
 
 # --- spans ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_defaults_are_those_of_the_design_table() -> None:
     assert settings.sweep_grace_seconds == 300
     assert settings.language_max_requests_per_minute == 600
     assert settings.events_queue is None
+    assert settings.events_time_to_live_seconds == 7 * 24 * 3600
 
 
 def test_declared_settings_and_defaults_match_the_design_table() -> None:
@@ -68,6 +69,7 @@ def test_declared_settings_and_defaults_match_the_design_table() -> None:
         "SWEEP_GRACE_SECONDS": "300",
         "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "600",
         "EVENTS_QUEUE": None,
+        "EVENTS_TIME_TO_LIVE_SECONDS": "604800",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": None,
     }
     assert {spec.name for spec in SETTINGS if spec.required} == {"LANGUAGE_ENDPOINT", "AzureWebJobsStorage"}
@@ -256,6 +258,19 @@ def test_a_request_budget_that_is_not_a_whole_number_from_one_is_rejected_naming
     message = settings_error({**BASE, "LANGUAGE_MAX_REQUESTS_PER_MINUTE": value})
     assert message.startswith("LANGUAGE_MAX_REQUESTS_PER_MINUTE")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["59", "2592001", "-1", "0", "a week", "3600.5", "nan"])
+def test_an_events_time_to_live_outside_a_minute_to_thirty_days_is_rejected_naming_it(value: str) -> None:
+    message = settings_error({**BASE, "EVENTS_TIME_TO_LIVE_SECONDS": value})
+    assert message.startswith("EVENTS_TIME_TO_LIVE_SECONDS")
+    assert "from 60 to 2592000" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["60", "86400", "2592000"])
+def test_an_events_time_to_live_within_its_bounds_is_accepted(value: str) -> None:
+    assert load(EVENTS_TIME_TO_LIVE_SECONDS=value).events_time_to_live_seconds == int(value)
 
 
 def test_a_request_budget_of_one_a_minute_is_accepted() -> None:

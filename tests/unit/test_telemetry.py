@@ -20,12 +20,14 @@ from shared.telemetry import (
     CORRELATION_ID,
     JOB_ID,
     METER_NAME,
+    QUEUE,
     REASON,
     RESULT,
     STATUS,
     LanguageResult,
     Metric,
     PollResult,
+    QueueRole,
     job_attributes,
     job_log,
     reason_code,
@@ -132,6 +134,23 @@ def test_otel_lag_is_a_histogram_by_status_and_the_ledger_gauges_keep_the_last_s
     assert found[Metric.ARCHIVE_LAG] == [({STATUS: "succeeded"}, (2, 6.0))]
     assert found[Metric.LEDGER_PENDING] == [({}, 5)]
     assert found[Metric.LEDGER_OVERDUE] == [({}, 0)]
+
+
+def test_otel_heartbeat_counts_sweep_runs_and_backlog_gauges_keep_the_last_value_per_queue(
+    recorded: tuple[OtelTelemetry, InMemoryMetricReader, InMemorySpanExporter],
+) -> None:
+    telemetry, reader, _ = recorded
+
+    telemetry.sweep_ran()
+    telemetry.sweep_ran()
+    telemetry.queue_backlog(QueueRole.JOBS, length=9, oldest_age=30.0)
+    telemetry.queue_backlog(QueueRole.JOBS, length=4, oldest_age=12.5)
+    telemetry.queue_backlog(QueueRole.POISON, length=1, oldest_age=600.0)
+
+    found = points(reader)
+    assert found[Metric.SWEEP_RUNS] == [({}, 2)]
+    assert sorted(found[Metric.QUEUE_LENGTH], key=str) == [({QUEUE: "jobs"}, 4), ({QUEUE: "poison"}, 1)]
+    assert sorted(found[Metric.QUEUE_AGE], key=str) == [({QUEUE: "jobs"}, 12.5), ({QUEUE: "poison"}, 600.0)]
 
 
 def test_otel_language_requests_count_by_result_and_their_waits_are_a_histogram(
