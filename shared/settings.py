@@ -53,6 +53,8 @@ class SettingSpec:
     name: str
     default: str | None
     required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS: Final[tuple[SettingSpec, ...]] = (
