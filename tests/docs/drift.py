@@ -41,6 +41,7 @@ __all__ = [
     "check_cli",
     "check_links",
     "check_make_targets",
+    "check_metrics",
     "check_named_paths",
     "check_python_examples",
     "check_readme_length",
@@ -426,6 +427,37 @@ def check_bicep(parameters: Iterable[str], outputs: Iterable[str], reference: st
             problems.append(
                 f"{REFERENCE}: the {kind}s table lists {name!r}, which main.bicep does not declare"
             )
+    return problems
+
+
+METRICS_HEADER: Final = ("metric", "kind", "attributes", "what")
+
+
+def check_metrics(
+    metrics: Iterable[str], attribute_values: Mapping[str, Iterable[str]], reference: str
+) -> list[str]:
+    """Every metric of shared/telemetry.py has its row in docs/reference.md, with every value its
+    attribute takes (``attribute_values``: metric -> values), and no other metric is listed."""
+    rows = {(_ticked(row[0]) or [row[0]])[0]: row for row in markdown_table(reference, METRICS_HEADER)}
+    if not rows:
+        return [f"{REFERENCE}: no metrics table '| {' | '.join(METRICS_HEADER)} |'"]
+    declared = set(metrics)
+    problems = [
+        f"{REFERENCE}: metric {name} is missing from the metrics table"
+        for name in sorted(declared - set(rows))
+    ]
+    problems += [
+        f"{REFERENCE}: the metrics table lists {name}, which shared/telemetry.py does not define"
+        for name in sorted(set(rows) - declared)
+    ]
+    for name, values in attribute_values.items():
+        row = rows.get(name)
+        named = set(_ticked(row[2])) if row is not None and len(row) > 2 else set()
+        problems += [
+            f"{REFERENCE}: metric {name}: attribute value {value!r} is not in its row"
+            for value in sorted(set(values) - named)
+            if row is not None
+        ]
     return problems
 
 

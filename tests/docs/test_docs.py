@@ -23,6 +23,7 @@ from azure.storage.queue import QueueClient
 
 from cli.main import build_parser
 from local.host.azurite import Azurite
+from shared import telemetry
 from shared.messages import parse_message
 from shared.settings import SETTINGS, SettingSpec, load_settings
 from tests.docs import drift
@@ -93,6 +94,19 @@ def test_every_bicep_parameter_and_output_is_documented(docs: dict[str, str]) ->
 
 def test_app_settings_in_azure_are_the_bicep_s(docs: dict[str, str]) -> None:
     problems = drift.check_azure_app_settings(app_settings(load_deployment()), docs[drift.DEPLOY])
+    assert not problems, _fail(problems)
+
+
+def _metric_attribute_values() -> dict[str, list[str]]:
+    return {
+        telemetry.Metric.POLLS: [result.value for result in telemetry.PollResult],
+        telemetry.Metric.LANGUAGE_REQUESTS: [result.value for result in telemetry.LanguageResult],
+    }
+
+
+def test_every_metric_is_documented(docs: dict[str, str]) -> None:
+    metrics = [metric.value for metric in telemetry.Metric]
+    problems = drift.check_metrics(metrics, _metric_attribute_values(), docs[drift.REFERENCE])
     assert not problems, _fail(problems)
 
 
@@ -316,6 +330,16 @@ def test_an_app_setting_added_to_the_bicep_is_caught(docs: dict[str, str]) -> No
     problems = drift.check_azure_app_settings(names, docs[drift.DEPLOY])
     assert problems == [
         "docs/deploy.md: the Bicep sets app setting EVENTS_TIME_TO_LIVE_SECONDS; add it to the table"
+    ]
+
+
+def test_a_new_metric_or_attribute_value_is_caught(docs: dict[str, str]) -> None:
+    metrics = [*(metric.value for metric in telemetry.Metric), "archiver.events.sent"]
+    values = {**_metric_attribute_values(), telemetry.Metric.POLLS: ["unfinished", "ended", "failed", "gone"]}
+    problems = drift.check_metrics(metrics, values, docs[drift.REFERENCE])
+    assert problems == [
+        "docs/reference.md: metric archiver.events.sent is missing from the metrics table",
+        "docs/reference.md: metric archiver.polls: attribute value 'gone' is not in its row",
     ]
 
 
