@@ -1,5 +1,10 @@
 # The two commands of the README: `make demo` and `make test`. Both install what they need.
-PYTHON ?= python3
+#
+# Python 3.11: what Flex Consumption runs for this app (infra/) and what the tests and mypy target.
+# Another interpreter: `make PYTHON=/path/to/python3.11 test`. A virtual environment built with another
+# interpreter (its pyvenv.cfg says which) is rebuilt.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+PYTHON_VERSION := 3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 VENV_CHECKOV := .venv-checkov
@@ -9,28 +14,45 @@ VENV_WORKFLOWS := .venv-workflows
 WORKFLOWS_STAMP := $(VENV_WORKFLOWS)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: all deps demo test bench bench-profile bench-cli bench-throttle simulate-budget chaos soak fuzz lint typecheck infra-check workflow-check clean
+# "<version> <real path>" of $(PYTHON) (empty when it does not run), and of the interpreter a virtual
+# environment was built with (its pyvenv.cfg). They differ: FORCE, the environment is rebuilt.
+INTERPRETER := $(strip $(shell $(PYTHON) -c 'import os, sys; print("%d.%d.%d" % sys.version_info[:3], os.path.realpath(sys._base_executable))' 2>/dev/null))
+built_with = $(strip $(shell sed -n 's/^version = //p; s/^executable = //p' $(1)/pyvenv.cfg 2>/dev/null))
+same = $(and $(findstring x$(1)x,x$(2)x),$(findstring x$(2)x,x$(1)x))
+stale = $(if $(call same,$(call built_with,$(1)),$(INTERPRETER)),,FORCE)
+
+.PHONY: all deps demo up test bench bench-profile bench-cli bench-throttle simulate-budget chaos soak fuzz lint typecheck infra-check workflow-check check-python clean FORCE
 
 all: test
 
 deps: $(PY_STAMP) $(CHECKOV_STAMP) $(WORKFLOWS_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-cli.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+# Refuse an interpreter this project does not build with, in one line that says what to do.
+check-python:
+	@case "$(word 1,$(INTERPRETER))" in \
+	  $(PYTHON_VERSION).*) ;; \
+	  "") echo "error: '$(PYTHON)' does not run: install Python $(PYTHON_VERSION), or name it: make PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 2 ;; \
+	  *) echo "error: '$(PYTHON)' is Python $(word 1,$(INTERPRETER)); this project builds and deploys with $(PYTHON_VERSION) (Flex Consumption): make PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 2 ;; \
+	esac
+
+FORCE:
+
+$(PY_STAMP): requirements.txt requirements-cli.txt requirements-dev.txt $(call stale,$(VENV)) | check-python
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 # checkov pins an old pycep-parser, so it lives in a virtual environment of its own.
-$(CHECKOV_STAMP): requirements-checkov.txt
-	$(PYTHON) -m venv $(VENV_CHECKOV)
+$(CHECKOV_STAMP): requirements-checkov.txt $(call stale,$(VENV_CHECKOV)) | check-python
+	$(PYTHON) -m venv --clear $(VENV_CHECKOV)
 	$(VENV_CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV_CHECKOV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 # zizmor and check-jsonschema, apart from the app's tools (their pins need not agree).
-$(WORKFLOWS_STAMP): requirements-workflows.txt
-	$(PYTHON) -m venv $(VENV_WORKFLOWS)
+$(WORKFLOWS_STAMP): requirements-workflows.txt $(call stale,$(VENV_WORKFLOWS)) | check-python
+	$(PYTHON) -m venv --clear $(VENV_WORKFLOWS)
 	$(VENV_WORKFLOWS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(VENV_WORKFLOWS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-workflows.txt
 	touch $@
@@ -63,6 +85,11 @@ test: deps lint typecheck infra-check workflow-check
 demo: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.demo
 
+# The local playground: Azurite, the Language emulator and the app (queue trigger and timer) until
+# Ctrl-C; the settings for python -m cli and python -m local.upstream go to .playground/env.
+up: $(PY_STAMP) $(NODE_STAMP)
+	$(PY) -m local.playground
+
 # Numbers behind the performance and cost claims (cold start, throughput, requests per job).
 bench: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.bench
@@ -73,14 +100,14 @@ bench-cli: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.bench.cli
 
 # Nothing lost when the machine dies: 1,000 jobs, worker processes SIGKILLed mid-invocation and
-# restarted, storage stopped twice, lost messages, duplicates; judged by storage alone (README,
-# "Reliability"). Under 10 minutes on 2 cores; `make test` runs a small version.
+# restarted, storage stopped twice, lost messages, duplicates; judged by storage alone (docs/development.md,
+# "Chaos proofs"). Under 10 minutes on 2 cores; `make test` runs a small version.
 chaos: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.proof.chaos --jobs 1000
 
 # One Language quota, many jobs: 300 jobs at once, 3 worker processes, budget 480 a minute, the
 # emulator at 600 a minute squeezed to 300 for 30 s; requests per 60-s window, 429s, lag, GETs per
-# job; fails on the thresholds of README "Language request budget". A few minutes.
+# job; fails on the thresholds of docs/development.md, "The request budget, measured". A few minutes.
 bench-throttle: $(PY_STAMP) $(NODE_STAMP)
 	$(PY) -m local.bench.throttle
 
@@ -104,4 +131,4 @@ fuzz: $(PY_STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m local.fuzz
 
 clean:
-	rm -rf $(VENV) $(VENV_CHECKOV) $(VENV_WORKFLOWS) node_modules .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) $(VENV_CHECKOV) $(VENV_WORKFLOWS) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .playground

@@ -170,7 +170,8 @@ async def _report(
         totals["entities"] += entities
         totals["blobs"] += len(manifest["tasks"]) + 1
         print(f'\n  {job_id}  status={manifest["status"]}  "{manifest["displayName"]}"')
-        print(f"    documents={documents} entities={entities} errors={len(manifest['errors'])}")
+        # Documents are counted per task below (a task may have failed some of them).
+        print(f"    {entities} entities, {len(manifest['errors'])} job errors")
         for task in manifest["tasks"]:
             print(
                 f"    {task['blob']}  ({task['status']}, {task['documentCount']} documents, "

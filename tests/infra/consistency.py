@@ -564,7 +564,7 @@ def _bicep_text(value: object) -> str:
 
 
 def check_documented_defaults(deployment: Deployment, docs_path: Path) -> list[str]:
-    """docs/deploy.md's parameter table lists each main.bicep default that azd does not set, as is."""
+    """docs/reference.md's parameter table lists each main.bicep default that azd does not set, as is."""
     documented = _documented_defaults(docs_path.read_text(encoding="utf-8"))
     if not documented:
         return [f"{docs_path.name}: no '| parameter | default |' table found"]
@@ -657,6 +657,6 @@ def run_all(infra_dir: Path = INFRA_DIR, repo_root: Path = REPO_ROOT) -> list[st
         *check_telemetry(deployment, repo_root),
         *check_telemetry_names(infra_dir),
         *check_azd_wiring(deployment, repo_root),
-        *check_documented_defaults(deployment, repo_root / "docs" / "deploy.md"),
+        *check_documented_defaults(deployment, repo_root / "docs" / "reference.md"),
         *(problem for instance in deployment.instances for problem in check_module_wiring(instance.template)),
     ]

@@ -98,7 +98,7 @@ def test_azd_wiring(deployment: Deployment) -> None:
 
 
 def test_documented_defaults_are_the_bicep_defaults(deployment: Deployment) -> None:
-    problems = consistency.check_documented_defaults(deployment, REPO_ROOT / "docs" / "deploy.md")
+    problems = consistency.check_documented_defaults(deployment, REPO_ROOT / "docs" / "reference.md")
     assert not problems, _fail(problems)
 
 
@@ -113,10 +113,10 @@ def test_alerts_and_workbook_query_only_what_the_code_emits() -> None:
 
 
 def test_alert_rules_are_documented() -> None:
-    """Every alert rule the Bicep creates has its row in docs/deploy.md's table of alerts."""
+    """Every alert rule the Bicep creates has its row in docs/operations.md's table of alerts."""
     rules = Template.load(INFRA_DIR / "modules" / "alerts.bicep").scope({"jobsQueueName": "q"})["rules"]
     assert isinstance(rules, list)
-    docs = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    docs = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     rows = set(re.findall(r"^\| `([a-z0-9-]+)` \|", docs, re.MULTILINE))
     assert {rule["name"] for rule in rules} <= rows
 
@@ -130,7 +130,7 @@ Edit = Callable[[str, str, str], None]
 def drifted(tmp_path: Path) -> tuple[Path, Edit]:
     """A copy of everything the checks read, and a way to edit it."""
     shutil.copytree(INFRA_DIR, tmp_path / "infra")
-    for name in ("host.json", "pyproject.toml", "azure.yaml", "docs/deploy.md"):
+    for name in ("host.json", "pyproject.toml", "azure.yaml", "docs/reference.md"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, tmp_path / name)
     assert consistency.run_all(tmp_path / "infra", tmp_path) == [], "the undrifted copy must be consistent"
@@ -296,14 +296,14 @@ DRIFTS = [
         "infra/main.bicep",
         "param languageRole string = 'Reader'",
         "param languageRole string = 'Writer'",
-        "deploy.md documents languageRole = 'Reader', the Bicep default is 'Writer'",
+        "reference.md documents languageRole = 'Reader', the Bicep default is 'Writer'",
         id="documented-default-drift",
     ),
     pytest.param(
         "infra/main.bicep",
         "param alertEmail string = ''",
         "param alertEmail string = ''\n\nparam undocumented bool = true",
-        "deploy.md does not document main.bicep parameter 'undocumented'",
+        "reference.md does not document main.bicep parameter 'undocumented'",
         id="undocumented-parameter",
     ),
     pytest.param(
