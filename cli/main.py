@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Final, NoReturn, TextIO
+from typing import IO, Final, NoReturn
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
@@ -29,6 +29,7 @@ from shared.storage import StorageClients, open_storage
 from shared.timefmt import parse_time
 
 from . import commands
+from .atomic import ReplacingFile
 from .envfile import EnvFileError, read_env_file
 from .preflight import check_connection_string
 from .render import Out
@@ -253,9 +254,17 @@ def _command(
     ids = _job_ids(args.job_ids, settings, endpoint=False)
     since, statuses = _since(args.since), _statuses(args.status)
     output = _open_output(args.output, files)
-    return lambda ctx: commands.export(
-        ctx, ids, statuses=statuses, since=since, fmt=args.format, output=output
-    )
+
+    async def export(ctx: commands.Context) -> int:
+        stream = sys.stdout if output is None else output.stream
+        status = await commands.export(
+            ctx, ids, statuses=statuses, since=since, fmt=args.format, output=stream
+        )
+        if output is not None:
+            output.commit()  # it ran to its end (a job left out is named on stderr and in the status)
+        return status
+
+    return export
 
 
 def _job_ids(values: Sequence[str], settings: Settings, *, endpoint: bool) -> list[str]:
@@ -313,11 +322,11 @@ def _open_input(name: str, files: contextlib.ExitStack) -> IO[bytes]:
         raise UsageError(f"cannot read {name} ({exc.strerror}): check the path") from None
 
 
-def _open_output(path: Path | None, files: contextlib.ExitStack) -> TextIO:
+def _open_output(path: Path | None, files: contextlib.ExitStack) -> ReplacingFile | None:
     if path is None:
-        return sys.stdout
+        return None
     try:
-        return files.enter_context(path.open("w", encoding="utf-8", newline=""))
+        return files.enter_context(ReplacingFile(path))
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror}): check the path") from None
 
