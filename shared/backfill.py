@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import IO, Final
 
 from .archive import ArchiveWriter
-from .messages import MAX_MESSAGE_BYTES, InvalidMessage, parse_body
+from .messages import InvalidMessage, parse_body
 from .queues import JobQueues
 from .settings import Settings
 from .streams import ordered_map
@@ -37,9 +37,9 @@ class LineOutcome:
     reason: str | None  # invalid: the poison reason; skipped: why
 
 
-#: A line is read up to this many bytes: longer, it is oversized whatever follows (its rest is
-#: skipped, never held in memory).
-_LINE_LIMIT: Final = MAX_MESSAGE_BYTES + 2
+#: A line is read up to this many bytes (far beyond any message, so the parser's reason states its
+#: true size); a longer line comes as its head, oversized all the same, its rest never held in memory.
+_LINE_LIMIT: Final = 1024 * 1024
 
 
 async def numbered_lines(source: IO[bytes]) -> AsyncIterator[tuple[int, bytes]]:
