@@ -34,29 +34,36 @@ FRAGMENT: Final = 8
 _SECRET_PATTERNS: Final = (
     # The value of a connection string's key or password.
     re.compile(r"(?i)(?:accountkey|sharedaccesskey|password)=(?P<s>[^;\s'\"]+)"),
-    # A SAS: its whole query string (the signature and the permissions it grants), in a URL or a
-    # connection string's SharedAccessSignature=.
-    re.compile(r"(?i)(?P<s>(?:[a-z]+=[^&;\s'\"?]*&)*(?<![A-Za-z])sig=[^&;\s'\"]*(?:&[a-z]+=[^&;\s'\"]*)*)"),
     # JWTs (Entra tokens) start with the base64url of '{"'.
     re.compile(r"eyJ[A-Za-z0-9_.-]{8,}"),
     # Cognitive Services keys: 32 hex digits, alone (a UUID's hex groups are at most 12 long).
     re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{32}(?![0-9A-Za-z])"),
 )
 # Storage account keys (base64 of 64 bytes) and other padded base64 (whole quads, not a word).
-_PADDED: Final = re.compile(r"[A-Za-z0-9+/]{18,}={1,2}")
+# Anchored at the start of a run and possessive: linear in the run's length (2 MiB of letters pasted
+# as one line must not cost quadratic time).
+_PADDED: Final = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{18,}+={1,2}")
 # Long unpadded base64/base62 (the 84-character Cognitive Services keys, a key cut short): random
 # text has digits, capitals and small letters; words and names (``CustomEntityRecognition``) do not.
-_LONG_RUN: Final = re.compile(r"[A-Za-z0-9+/]{32,}")
+_LONG_RUN: Final = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,}+")
 
 
 def _mixed(run: str) -> bool:
     return any(c.isdigit() for c in run) and any(c.isupper() for c in run) and any(c.islower() for c in run)
 
 
+# A SAS: the whole query string that holds a ``sig=`` (the signature and the permissions it grants),
+# in a URL or a connection string's SharedAccessSignature=. Found as a run between delimiters that
+# holds ``sig=`` at the start of a word: two linear scans, where one pattern for "parameters, then
+# sig=, then parameters" backtracks quadratically on a long line of ``a=b`` pairs.
+_QUERY_RUN: Final = re.compile(r"[^;\s'\"?]+")
+_SIG: Final = re.compile(r"(?i)(?<![a-z])sig=")
+
+
 def secret_spans(text: str) -> list[tuple[int, int]]:
     """Where ``text`` holds something that looks like a key, a signature or a token (false positives
     are fine: they are only masked)."""
-    spans = []
+    spans = [run.span() for run in _QUERY_RUN.finditer(text) if _SIG.search(run.group())]
     for pattern in _SECRET_PATTERNS:
         for match in pattern.finditer(text):
             group = "s" if "s" in pattern.groupindex else 0
