@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any, Final, TextIO
 
 from shared.archive import ArchiveWriter
-from shared.archive_reader import ArchiveReader, ManifestUnreadable, Verification, selected
+from shared.archive_reader import ArchiveReader, ManifestUnreadable, Problem, Verification, selected
 from shared.backfill import Backfill, LineAction, numbered_lines
 from shared.events import EventUnrenderable, archive_events
 from shared.export import entity_rows
@@ -21,6 +21,7 @@ from shared.storage import StorageClients
 from shared.streams import each, ordered_map
 from shared.timefmt import format_time
 
+from .preflight import require_container, require_queue
 from .render import Out, RowWriter, progress
 
 __all__ = ["Context", "announce", "enqueue", "export", "replay_poison", "status", "verify"]
@@ -45,8 +46,23 @@ class Context:
             poison=self.storage.queue(self.settings.poison_queue),
         )
 
+    async def require_archive(self) -> None:
+        """ARCHIVE_CONTAINER must exist: a typo would otherwise read as an empty archive."""
+        await require_container(
+            self.storage.container(self.settings.archive_container), setting="ARCHIVE_CONTAINER"
+        )
+
+    async def require_jobs_queue(self) -> None:
+        """JOBS_QUEUE must exist: a send would otherwise create a queue that nothing reads."""
+        await require_queue(self.storage.queue(self.settings.jobs_queue), setting="JOBS_QUEUE")
+
+    def invalid_name(self, name: str) -> None:
+        """A listed name that is not a job's manifest: reported, never followed."""
+        self.out.say(f"skipped {name!r}: not a job's manifest (its folder is not a job id)")
+
 
 async def status(ctx: Context, job_ids: Sequence[str]) -> int:
+    await ctx.require_archive()
     archive = ctx.archive()
     ledger = Ledger(container=ctx.storage.container(ctx.settings.ledger_container), settings=ctx.settings)
     grace = timedelta(seconds=ctx.settings.sweep_grace_seconds)
@@ -83,9 +99,21 @@ async def status(ctx: Context, job_ids: Sequence[str]) -> int:
 
 
 async def verify(ctx: Context, job_ids: Sequence[str], *, all_jobs: bool) -> int:
+    await ctx.require_archive()
     archive = ctx.archive()
-    source = archive.archived_jobs() if all_jobs else each(job_ids)
     checked = failed = 0
+
+    def invalid(name: str) -> None:
+        nonlocal checked, failed
+        checked, failed = checked + 1, failed + 1
+        folder = name.rpartition("/")[0]
+        problems = [{"blob": name, "problem": str(Problem.INVALID_NAME)}]
+        ctx.out.result(
+            {"jobId": folder, "ok": False, "problems": problems},
+            f"{folder!r}  FAILED  {name!r}: {Problem.INVALID_NAME} (not a job id: not followed)",
+        )
+
+    source = archive.archived_jobs(on_invalid=invalid) if all_jobs else each(job_ids)
     with progress("verify", unit="job") as bar:
         async for result in ordered_map(source, archive.verify, concurrency=_CONCURRENCY):
             checked += 1
@@ -113,12 +141,19 @@ def _verification_text(result: Verification) -> str:
 
 
 async def replay_poison(ctx: Context, *, dry_run: bool) -> int:
+    await ctx.require_jobs_queue()
+    await ctx.require_archive()
     replay = PoisonReplay(
-        poison=ctx.storage.queue(ctx.settings.poison_queue), queues=ctx.queues(), settings=ctx.settings
+        poison=ctx.storage.queue(ctx.settings.poison_queue),
+        queues=ctx.queues(),
+        settings=ctx.settings,
+        archive=ArchiveWriter(container=ctx.storage.container(ctx.settings.archive_container)),
     )
     counts = dict.fromkeys(ReplayAction, 0)
     with progress("replay-poison", unit="message") as bar:
         async for outcome in replay.replay(dry_run=dry_run):
+            # The reason may quote the message cut short: what looks like a key in it is masked whole.
+            ctx.out.redactor.guard(outcome.original.decode("utf-8", "replace"))
             counts[outcome.action] += 1
             bar.update()
             was = f"  (poisoned: {outcome.reason})" if outcome.reason else ""
@@ -130,24 +165,26 @@ async def replay_poison(ctx: Context, *, dry_run: bool) -> int:
             ctx.out.result(
                 {"action": str(outcome.action), "jobId": outcome.job_id, "reason": outcome.reason}, text
             )
+    archived = counts[ReplayAction.ALREADY_ARCHIVED]
     ctx.out.summary(
         f"{ctx.settings.poison_queue}: {counts[ReplayAction.REPLAYED]} replayed, "
         f"{counts[ReplayAction.WOULD_REPLAY]} would be replayed, {counts[ReplayAction.KEPT]} kept"
+        + (f", {archived} already archived (left on the queue)" if archived else "")
         + (" (dry run: nothing sent or deleted)" if dry_run else "")
     )
     return 0
 
 
 async def enqueue(ctx: Context, source: IO[bytes], *, skip_archived: bool) -> int:
-    archive = (
-        ArchiveWriter(container=ctx.storage.container(ctx.settings.archive_container))
-        if skip_archived
-        else None
-    )
+    await ctx.require_jobs_queue()
+    archive = None
+    if skip_archived:
+        await ctx.require_archive()
+        archive = ArchiveWriter(container=ctx.storage.container(ctx.settings.archive_container))
     backfill = Backfill(queues=ctx.queues(), settings=ctx.settings, archive=archive)
     counts = dict.fromkeys(LineAction, 0)
     with progress("enqueue", unit="line") as bar:
-        async for outcome in backfill.run(numbered_lines(source)):
+        async for outcome in backfill.run(_guarded(ctx.out, numbered_lines(source))):
             counts[outcome.action] += 1
             bar.update()
             detail = outcome.reason if outcome.action is LineAction.INVALID else outcome.job_id
@@ -167,6 +204,14 @@ async def enqueue(ctx: Context, source: IO[bytes], *, skip_archived: bool) -> in
     return 1 if counts[LineAction.INVALID] else 0
 
 
+async def _guarded(out: Out, lines: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[tuple[int, bytes]]:
+    """Each line as read, after what looks like a key in it is registered to be masked (the
+    reason for an invalid line quotes it cut short)."""
+    async for number, line in lines:
+        out.redactor.guard(line.decode("utf-8", "replace"))
+        yield number, line
+
+
 async def export(
     ctx: Context,
     job_ids: Sequence[str],
@@ -176,8 +221,10 @@ async def export(
     fmt: str,
     output: TextIO,
 ) -> int:
+    await ctx.require_archive()
     archive = ctx.archive()
-    source = each(job_ids) if job_ids else archive.archived_jobs(modified_since=since)
+    invalid: list[str] = []
+    source = _jobs(ctx, archive, job_ids, since=since, invalid=invalid)
 
     async def one(job_id: str) -> tuple[str, list[dict[str, Any]], str | None]:
         """(job, its rows, why it is left out or None)."""
@@ -210,7 +257,7 @@ async def export(
                 ctx.out.say(f"left out {job_id}: {problem}")
             writer.write(rows)
     output.flush()
-    return 1 if left_out else 0
+    return 1 if left_out or invalid else 0
 
 
 async def announce(
@@ -218,17 +265,30 @@ async def announce(
 ) -> int:
     events = archive_events(ctx.settings, ctx.storage)
     assert events is not None, "main refuses the command without EVENTS_QUEUE"
+    await ctx.require_archive()
+    await require_queue(ctx.storage.queue(events.queue_name), setting="EVENTS_QUEUE")
     archive = ctx.archive()
-    source = each(job_ids) if job_ids else archive.archived_jobs(modified_since=since)
+    invalid: list[str] = []
+    source = _jobs(ctx, archive, job_ids, since=since, invalid=invalid)
 
     async def one(job_id: str) -> tuple[str, str | None]:
-        """(job, what was done: announced, not-archived or manifest-unreadable; None: filtered out)."""
+        """(job, what was done: announced, not-archived, manifest-unreadable or verify-failed;
+        None: filtered out)."""
         try:
             manifest = await archive.manifest(job_id)
             if manifest is None:
                 return job_id, "not-archived"
             if not selected(manifest, statuses=statuses, since=since):
                 return job_id, None
+            # A consumer is sent to read the archive: only one that checks against its manifest.
+            checked = await archive.check_tasks(manifest)
+            if checked.problems:
+                found = "; ".join(f"{f.blob}: {f.problem}" for f in checked.problems)
+                ctx.out.say(
+                    f"not announced {job_id}: a task blob fails its manifest ({found}): "
+                    f"run 'python -m cli verify {job_id}'"
+                )
+                return job_id, "verify-failed"
             await events.announce(manifest.document)
         except (ManifestUnreadable, EventUnrenderable) as exc:
             ctx.out.say(f"{job_id}: its manifest is unreadable ({exc}): run 'python -m cli verify {job_id}'")
@@ -247,5 +307,24 @@ async def announce(
     ctx.out.summary(
         f"{events.queue_name}: {announced} announced"
         + "".join(f", {count} {action}" for action, count in sorted(counts.items()))
+        + (f", {len(invalid)} invalid names skipped" if invalid else "")
     )
-    return 1 if counts else 0
+    return 1 if counts or invalid else 0
+
+
+def _jobs(
+    ctx: Context,
+    archive: ArchiveReader,
+    job_ids: Sequence[str],
+    *,
+    since: datetime | None,
+    invalid: list[str],
+) -> AsyncIterator[str]:
+    """The named jobs, or every archived one (listed names that are not job ids: reported in
+    ``invalid`` and on stderr, never followed)."""
+
+    def report(name: str) -> None:
+        invalid.append(name)
+        ctx.invalid_name(name)
+
+    return each(job_ids) if job_ids else archive.archived_jobs(modified_since=since, on_invalid=report)

@@ -8,26 +8,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Final, NoReturn, TextIO
+from typing import IO, Final, NoReturn
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError
 
+from shared.archive_reader import ARCHIVE_STATUSES
 from shared.auth import storage_credential
 from shared.http import SessionHolder
 from shared.messages import InvalidMessage, parse_message
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import SETTINGS, STORAGE_SETTING, Settings, SettingsError, load_settings
 from shared.storage import StorageClients, open_storage
 from shared.timefmt import parse_time
 
 from . import commands
+from .atomic import ReplacingFile
 from .envfile import EnvFileError, read_env_file
+from .preflight import check_connection_string
 from .render import Out
+from .sanitize import Redactor, secret_tokens
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +48,14 @@ _RETRY: Final = {
     "increment_base": 2,
     "random_jitter_range": 0.5,
 }
+
+
+#: Commands that send nothing to the Language service, so LANGUAGE_ENDPOINT need not be set for them
+#: (replay-poison and enqueue need it: a message's operation-location must be on that host).
+_ENDPOINT_FREE: Final = frozenset({"status", "verify", "export", "announce"})
+#: Stands in for LANGUAGE_ENDPOINT where a command never uses it (a reserved, unresolvable name).
+_NO_ENDPOINT: Final = "https://language-endpoint.invalid"
+_SETTING_NAMES: Final = frozenset(spec.name for spec in SETTINGS)
 
 
 class UsageError(Exception):
@@ -172,14 +186,22 @@ async def main(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     """Run one command; returns its exit status (errors are one line on stderr, never a traceback)."""
-    out = Out(json_lines=False)  # until the settings say what to hide
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    redactor = Redactor()
+    for argument in arguments:
+        redactor.guard(argument)  # a key pasted as an argument is masked even where it is cut short
+    out = Out(json_lines=False, redactor=redactor)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(arguments)
         values = dict(os.environ if environ is None else environ)
         if args.env_file is not None:
             values.update(read_env_file(args.env_file))
+        redactor.add(*_secrets(values))
+        if args.command in _ENDPOINT_FREE:
+            values["LANGUAGE_ENDPOINT"] = _NO_ENDPOINT
         settings = load_settings(values)
-        out = Out(json_lines=getattr(args, "json", False), secrets=_secrets(settings))
+        check_connection_string(settings.storage.connection_string)
+        out = Out(json_lines=getattr(args, "json", False), redactor=redactor)
         with contextlib.ExitStack() as files:
             run = _command(args, settings, files)
             async with _storage(settings) as storage:
@@ -207,12 +229,12 @@ def _command(
     """The command bound to its checked arguments; usage errors surface before any request."""
     name = args.command
     if name == "status":
-        ids = _job_ids(args.job_ids, settings)
+        ids = _job_ids(args.job_ids, settings, endpoint=False)
         return lambda ctx: commands.status(ctx, ids)
     if name == "verify":
         if bool(args.job_ids) == args.all:
             raise UsageError(f"{PROG} verify: give JOB_IDs or --all, one of the two (see --help)")
-        ids = _job_ids(args.job_ids, settings)
+        ids = _job_ids(args.job_ids, settings, endpoint=False)
         return lambda ctx: commands.verify(ctx, ids, all_jobs=args.all)
     if name == "replay-poison":
         return lambda ctx: commands.replay_poison(ctx, dry_run=args.dry_run)
@@ -225,35 +247,70 @@ def _command(
                 "EVENTS_QUEUE is not set: set it to the queue the app announces archived jobs on "
                 "(e.g. archive-events), in the environment or --env-file"
             )
-        ids, since = _job_ids(args.job_ids, settings), _since(args.since)
-        return lambda ctx: commands.announce(ctx, ids, statuses=set(args.status), since=since)
+        ids, since = _job_ids(args.job_ids, settings, endpoint=False), _since(args.since)
+        statuses = _statuses(args.status)
+        return lambda ctx: commands.announce(ctx, ids, statuses=statuses, since=since)
     assert name == "export"
-    ids = _job_ids(args.job_ids, settings)
-    since = _since(args.since)
+    ids = _job_ids(args.job_ids, settings, endpoint=False)
+    since, statuses = _since(args.since), _statuses(args.status)
     output = _open_output(args.output, files)
-    return lambda ctx: commands.export(
-        ctx, ids, statuses=set(args.status), since=since, fmt=args.format, output=output
-    )
+
+    async def export(ctx: commands.Context) -> int:
+        stream = sys.stdout if output is None else output.stream
+        status = await commands.export(
+            ctx, ids, statuses=statuses, since=since, fmt=args.format, output=stream
+        )
+        if output is not None:
+            output.commit()  # it ran to its end (a job left out is named on stderr and in the status)
+        return status
+
+    return export
 
 
-def _job_ids(values: Sequence[str], settings: Settings) -> list[str]:
-    """Job ids as the queue accepts them bare (an id or an operation-location URL), canonical."""
+def _job_ids(values: Sequence[str], settings: Settings, *, endpoint: bool) -> list[str]:
+    """Job ids as the queue accepts them bare (an id or an operation-location URL), canonical.
+
+    Without ``endpoint`` (a command that sends nothing to the service) an operation-location names
+    its job whatever its host: the URL is only read, never followed.
+    """
     ids = []
     for value in values:
         try:
-            ids.append(parse_message(value, settings=settings).job_id)
+            judged = settings if endpoint else _own_endpoint(value, settings)
+            ids.append(parse_message(value, settings=judged).job_id)
         except InvalidMessage as exc:
             raise UsageError(f"{value!r} is not a job: {exc.reason}") from None
     return ids
 
 
+def _own_endpoint(value: str, settings: Settings) -> Settings:
+    """``settings`` as if LANGUAGE_ENDPOINT were the origin of ``value`` (when it is a URL)."""
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return settings  # the parser says what is wrong with it
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return settings
+    return dataclasses.replace(settings, language_endpoint=f"{parts.scheme}://{parts.netloc}")
+
+
 def _since(value: str | None) -> datetime | None:
     try:
         return parse_time(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(
             f"--since {value!r} is not a time: use ISO 8601, e.g. 2026-12-01T00:00:00Z"
         ) from None
+
+
+def _statuses(values: Sequence[str]) -> frozenset[str]:
+    """``--status`` values, each one the archive knows (a typo would silently match nothing)."""
+    for value in values:
+        if value not in ARCHIVE_STATUSES:
+            known = ", ".join(sorted(ARCHIVE_STATUSES, key=str.lower))
+            raise UsageError(f"--status {value!r} is not a status of the archive: use one of {known}")
+    return frozenset(values)
 
 
 def _open_input(name: str, files: contextlib.ExitStack) -> IO[bytes]:
@@ -265,11 +322,11 @@ def _open_input(name: str, files: contextlib.ExitStack) -> IO[bytes]:
         raise UsageError(f"cannot read {name} ({exc.strerror}): check the path") from None
 
 
-def _open_output(path: Path | None, files: contextlib.ExitStack) -> TextIO:
+def _open_output(path: Path | None, files: contextlib.ExitStack) -> ReplacingFile | None:
     if path is None:
-        return sys.stdout
+        return None
     try:
-        return files.enter_context(path.open("w", encoding="utf-8", newline=""))
+        return files.enter_context(ReplacingFile(path))
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror}): check the path") from None
 
@@ -291,13 +348,19 @@ async def _storage(settings: Settings) -> AsyncIterator[StorageClients]:
         await sessions.close()
 
 
-def _secrets(settings: Settings) -> list[str]:
-    """Values that must never be printed: the Language key and the connection string's secrets."""
-    found = [settings.language_api_key or ""]
-    for part in (settings.storage.connection_string or "").split(";"):
-        name, _, value = part.partition("=")
-        if name.strip().lower() in ("accountkey", "sharedaccesssignature"):
-            found.append(value)
+def _secrets(values: Mapping[str, str]) -> list[str]:
+    """Values that must never be printed, from the raw settings (so that even an error about a
+    malformed setting cannot show one): the Language key, the connection strings' keys and
+    signatures, and whatever looks like a key in any of the app's settings."""
+    found = [(values.get("LANGUAGE_API_KEY") or "").strip()]
+    for name in (STORAGE_SETTING, "APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        for part in (values.get(name) or "").split(";"):
+            key, _, value = part.partition("=")
+            if key.strip().lower() in ("accountkey", "sharedaccesssignature"):
+                found.append(value.strip())
+    for name, value in values.items():
+        if name in _SETTING_NAMES or name.startswith(STORAGE_SETTING):
+            found.extend(secret_tokens(value))
     return [value for value in found if value]
 
 

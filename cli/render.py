@@ -8,48 +8,63 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, TextIO
 
 from tqdm import tqdm
 
 from shared.export import EXPORT_FIELDS
 
+from .sanitize import Redactor, escape_controls, neutralize_cell
+
 __all__ = ["Out", "RowWriter", "progress"]
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")  # lone: no UTF-8 for them
 
 
 class Out:
     """Results on stdout (``json_lines`` objects, or a human line each) and notes on stderr.
 
-    ``secrets`` (the settings' keys) are replaced in every line: an operator may paste one where a
-    job id belongs, and the app's own reasons quote what they were given.
+    Every line is made safe on its way out (``cli.sanitize``): the secrets of ``redactor`` and
+    anything that looks like a key are masked, control characters escaped. An operator may paste a
+    key where a job id belongs, and the app's own reasons quote what they were given.
     """
 
-    def __init__(self, *, json_lines: bool, secrets: Sequence[str] = ()) -> None:
+    def __init__(self, *, json_lines: bool, redactor: Redactor | None = None) -> None:
         self._json = json_lines
-        self._secrets = [secret for secret in secrets if secret]
+        self.redactor = redactor or Redactor()
 
     def result(self, obj: Mapping[str, Any], text: str | None) -> None:
         """One result: ``obj`` with ``--json``; ``text`` (if any) otherwise."""
         if self._json:
-            sys.stdout.write(self.redact(json.dumps(obj, ensure_ascii=False)) + "\n")
+            line = json.dumps(self._redacted(obj), ensure_ascii=False)
+            sys.stdout.write(escape_controls(line, json=True) + "\n")
         elif text is not None:
-            sys.stdout.write(self.redact(text) + "\n")
+            sys.stdout.write(self.safe(text) + "\n")
 
     def summary(self, text: str) -> None:
         """A closing line for humans; nothing with ``--json`` (stdout holds the objects only)."""
         if not self._json:
-            sys.stdout.write(self.redact(text) + "\n")
+            sys.stdout.write(self.safe(text) + "\n")
 
     def say(self, text: str) -> None:
         """A line for the operator on stderr."""
-        sys.stderr.write(self.redact(text) + "\n")
+        sys.stderr.write(self.safe(text) + "\n")
 
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
+    def safe(self, text: str) -> str:
+        """``text`` as it may be printed: secrets masked, then control characters escaped."""
+        return escape_controls(self.redactor.redact(text))
+
+    def _redacted(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redactor.redact(value)
+        if isinstance(value, Mapping):
+            return {key: self._redacted(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redacted(item) for item in value]
+        return value
 
 
 def progress(description: str, *, unit: str) -> tqdm[Any]:
@@ -70,8 +85,20 @@ class RowWriter:
         count = 0
         for row in rows:
             if self._csv is not None:
-                self._csv.writerow(["" if row[name] is None else row[name] for name in EXPORT_FIELDS])
+                self._csv.writerow([_csv_cell(row[name]) for name in EXPORT_FIELDS])
             else:
-                self._stream.write(json.dumps({k: row[k] for k in EXPORT_FIELDS}, ensure_ascii=False) + "\n")
+                # Values exactly as archived; escaping only what JSON allows to be escaped (C1
+                # controls, lone surrogates), so a terminal is safe and the text is still UTF-8.
+                line = json.dumps({k: row[k] for k in EXPORT_FIELDS}, ensure_ascii=False)
+                self._stream.write(escape_controls(line, json=True) + "\n")
             count += 1
         return count
+
+
+def _csv_cell(value: Any) -> Any:
+    """``None`` as an empty cell; text made inert for spreadsheets, lone surrogates as U+FFFD."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return neutralize_cell(_SURROGATE.sub("\ufffd", value))
+    return value

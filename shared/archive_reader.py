@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Collection, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,9 +22,11 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
 from .archive import manifest_name
+from .jobs import TERMINAL_STATUSES
 from .timefmt import parse_time
 
 __all__ = [
+    "ARCHIVE_STATUSES",
     "ArchiveReader",
     "CheckedTasks",
     "Finding",
@@ -33,10 +36,14 @@ __all__ = [
     "TaskEntry",
     "Verification",
     "check_blob",
+    "is_job_id",
     "parse_manifest",
     "selected",
 ]
 
+#: Every status a manifest can hold: the service's terminal ones and the app's own (DESIGN.md,
+#: "Precise definitions"): what ``--status`` filters may name.
+ARCHIVE_STATUSES: Final = TERMINAL_STATUSES | {"notFound", "expired", "timedOut", "rejected"}
 _MANIFEST_SUFFIX: Final = "/manifest.json"
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 #: Blobs per listing page (about 330 jobs). A page's entries are what memory holds of the listing;
@@ -54,6 +61,7 @@ class Problem(StrEnum):
     SIZE_MISMATCH = "size-mismatch"
     MANIFEST_UNREADABLE = "manifest-unreadable"
     NOT_ARCHIVED = "not-archived"
+    INVALID_NAME = "invalid-name"  # a listed manifest whose folder is not a job id: never followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,8 @@ def parse_manifest(data: bytes, *, job_id: str) -> Manifest:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestUnreadable(f"not JSON ({exc})") from None
+    except RecursionError:
+        raise ManifestUnreadable("not JSON (nested too deep)") from None
     if not isinstance(body, dict) or body.get("jobId") != job_id:
         raise ManifestUnreadable("not the manifest of this job")
     tasks = body.get("tasks")
@@ -142,13 +152,35 @@ def _task_entry(task: Any, job_id: str) -> TaskEntry:
         raise ManifestUnreadable("a task entry is not an object")
     blob, sha256, size = task.get("blob"), task.get("sha256"), task.get("bytes")
     # A blob outside the job's own folder would let one manifest vouch for another job's data.
-    if not isinstance(blob, str) or not blob.startswith(f"{job_id}/tasks/"):
+    if not isinstance(blob, str) or not _is_task_blob(blob, job_id):
         raise ManifestUnreadable("a task entry names a blob outside the job")
     if not isinstance(sha256, str) or not _SHA256.match(sha256):
         raise ManifestUnreadable(f"the sha256 of {blob} is not lowercase hex")
     if type(size) is not int or size < 0:
         raise ManifestUnreadable(f"the bytes of {blob} is not a size")
     return TaskEntry(blob=blob, sha256=sha256, size=size)
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` is a job id as the app names folders: a canonical (lowercase) UUID."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+#: Azure's limit on a blob name; anything longer is not a name the app wrote.
+_MAX_BLOB_NAME: Final = 1024
+_UNSAFE_IN_NAME: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+def _is_task_blob(name: str, job_id: str) -> bool:
+    """``<job_id>/tasks/<name>``, with no empty, ``.`` or ``..`` segment (which a URL would resolve
+    out of the job's folder), no backslash or control character, within Azure's length limit."""
+    prefix = f"{job_id}/tasks/"
+    if not name.startswith(prefix) or len(name) > _MAX_BLOB_NAME or _UNSAFE_IN_NAME.search(name):
+        return False
+    return all(segment not in ("", ".", "..") for segment in name[len(prefix) :].split("/"))
 
 
 def check_blob(entry: TaskEntry, data: bytes | None) -> list[Finding]:
@@ -178,18 +210,27 @@ class ArchiveReader:
         self._container = container
 
     async def archived_jobs(
-        self, *, modified_since: datetime | None = None, page_size: int = _PAGE_SIZE
+        self,
+        *,
+        modified_since: datetime | None = None,
+        page_size: int = _PAGE_SIZE,
+        on_invalid: Callable[[str], None] | None = None,
     ) -> AsyncIterator[str]:
         """Ids of the jobs that have a manifest, in name order, one listing page at a time.
 
         ``modified_since`` skips manifests written well before it (from the listing alone, with
-        slack for clock skew), so a filter on ``archivedAt`` does not read every manifest.
+        slack for clock skew), so a filter on ``archivedAt`` does not read every manifest. A
+        manifest whose folder is not a job id is never followed: its name goes to ``on_invalid``.
         """
-        floor = None if modified_since is None else modified_since - _CLOCK_SLACK
+        floor = None if modified_since is None else _minus(modified_since, _CLOCK_SLACK)
         try:
             async for blob in self._container.list_blobs(results_per_page=page_size):
                 job_id, suffix = blob.name[: -len(_MANIFEST_SUFFIX)], blob.name[-len(_MANIFEST_SUFFIX) :]
-                if suffix != _MANIFEST_SUFFIX or "/" in job_id:
+                if suffix != _MANIFEST_SUFFIX:
+                    continue
+                if not is_job_id(job_id):
+                    if on_invalid is not None:
+                        on_invalid(blob.name)
                     continue
                 if floor is not None and blob.last_modified is not None and blob.last_modified < floor:
                     continue
@@ -229,3 +270,11 @@ class ArchiveReader:
             return await (await self._container.download_blob(name)).readall()
         except ResourceNotFoundError:
             return None
+
+
+def _minus(moment: datetime, delta: timedelta) -> datetime | None:
+    """``moment - delta``; ``None`` (no floor) where that is before the first representable time."""
+    try:
+        return moment - delta
+    except OverflowError:
+        return None

@@ -7,10 +7,10 @@ sent; with ``skip_archived`` a job that already has a manifest is not sent eithe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import IO, Final
 
 from .archive import ArchiveWriter
 from .messages import InvalidMessage, parse_body
@@ -37,9 +37,23 @@ class LineOutcome:
     reason: str | None  # invalid: the poison reason; skipped: why
 
 
-async def numbered_lines(lines: Iterable[bytes]) -> AsyncIterator[tuple[int, bytes]]:
-    """The non-blank lines with their 1-based numbers (blank ones counted), line endings removed."""
-    for number, line in enumerate(lines, start=1):
+#: A line is read up to this many bytes (far beyond any message, so the parser's reason states its
+#: true size); a longer line comes as its head, oversized all the same, its rest never held in memory.
+_LINE_LIMIT: Final = 1024 * 1024
+
+
+async def numbered_lines(source: IO[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    """The non-blank lines with their 1-based numbers (blank ones counted), line endings removed.
+
+    A line longer than a message can be comes as its first ``_LINE_LIMIT`` bytes, which the parser
+    refuses as oversized; the rest of it is read and dropped.
+    """
+    number = 0
+    while line := source.readline(_LINE_LIMIT):
+        number += 1
+        if not line.endswith(b"\n"):
+            while (rest := source.readline(_LINE_LIMIT)) and not rest.endswith(b"\n"):
+                pass
         body = line.rstrip(b"\r\n")
         if body.strip():
             yield number, body
@@ -64,6 +78,8 @@ class Backfill:
             job = parse_body(body, settings=self._settings)
         except InvalidMessage as exc:
             return LineOutcome(number, LineAction.INVALID, None, exc.reason)
+        except RecursionError:  # whatever the parser lets through: reported, the run goes on
+            return LineOutcome(number, LineAction.INVALID, None, "unparseable: nested too deep")
         if self._archive is not None and await self._archive.is_archived(job.job_id):
             return LineOutcome(number, LineAction.SKIPPED, job.job_id, "already archived")
         await self._queues.submit(body.decode("utf-8").strip())

@@ -3,6 +3,7 @@ needs the real poll function): archives are written with the app's own archive w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 
 from cli import main
 from shared.archive import ArchiveWriter, JobRecord, render_tasks
@@ -118,13 +120,29 @@ class Ran:
 RunCli = Callable[..., Awaitable[Ran]]
 
 
+async def provision(stack: Stack, environ: Mapping[str, str]) -> None:
+    """The archive container and the queues that ``environ`` names, as the deployment creates them
+    (the command line creates none)."""
+    with contextlib.suppress(ResourceExistsError):
+        await stack.blobs.create_container(environ.get("ARCHIVE_CONTAINER", "entity-archive"))
+    for queue in (environ.get("JOBS_QUEUE", "language-jobs"), environ.get("EVENTS_QUEUE")):
+        if queue:
+            with contextlib.suppress(ResourceExistsError):
+                await stack.queues.create_queue(queue)
+
+
 @pytest.fixture
 def run_cli(stack: Stack, capsys: pytest.CaptureFixture[str]) -> RunCli:
-    """``await run_cli("status", "--json", job_id)``: the command line in-process, on the stack's settings."""
+    """``await run_cli("status", "--json", job_id)``: the command line in-process, on the stack's
+    settings, with the storage the deployment provisions (``provision``); ``provisioned=False`` runs
+    it against whatever exists."""
 
-    async def run(*argv: str, environ: Mapping[str, str] | None = None) -> Ran:
+    async def run(*argv: str, environ: Mapping[str, str] | None = None, provisioned: bool = True) -> Ran:
+        environ = stack.environ if environ is None else environ
+        if provisioned:
+            await provision(stack, environ)
         capsys.readouterr()
-        status = await main(list(argv), environ=stack.environ if environ is None else environ)
+        status = await main(list(argv), environ=environ)
         captured = capsys.readouterr()
         return Ran(status, captured.out, captured.err)
 

@@ -154,3 +154,42 @@ async def test_json_objects_keep_their_fields_on_the_queue(
     await run_cli("enqueue", str(source))
 
     assert [json.loads(text) for text in await drain(stack)] == [body]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        pytest.param(b"[" * 40_000, id="deep-array"),
+        pytest.param(b'{"jobId": ' * 3_000, id="deep-object"),
+        pytest.param(b'{"jobId": "\\ud83d"}', id="lone-surrogate"),
+        pytest.param(b"\xff\xfe not utf-8", id="not-utf-8"),
+        pytest.param(b"x" * (2 * 1024 * 1024), id="two-mib-line"),
+        pytest.param(b"ab=c" * (512 * 1024), id="two-mib-of-pairs"),
+    ],
+)
+async def test_a_line_it_cannot_handle_is_reported_and_the_next_lines_are_still_sent(
+    stack: Stack, run_cli: RunCli, tmp_path: Path, hostile: bytes
+) -> None:
+    source = tmp_path / "jobs.txt"
+    source.write_bytes(hostile + b"\n" + JOB_ID.encode() + b"\n")
+
+    ran = await run_cli("enqueue", "--json", str(source))
+
+    assert ran.status == 1
+    [invalid, sent] = ran.objects()
+    assert (invalid["line"], invalid["action"], invalid["jobId"]) == (1, "invalid", None)
+    assert invalid["reason"]
+    assert sent == {"line": 2, "action": "enqueued", "jobId": JOB_ID, "reason": None}
+    assert await drain(stack) == [JOB_ID]
+
+
+async def test_an_oversized_line_is_reported_with_its_size(
+    stack: Stack, run_cli: RunCli, tmp_path: Path
+) -> None:
+    source = tmp_path / "jobs.txt"
+    source.write_bytes(json.dumps({"jobId": JOB_ID, "displayName": "x" * 50_000}).encode() + b"\n")
+
+    ran = await run_cli("enqueue", "--json", str(source))
+
+    [row] = ran.objects()
+    assert str(row["reason"]).startswith("oversized: message has 50")

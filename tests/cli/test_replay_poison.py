@@ -22,7 +22,7 @@ from shared.runtime import close_process_runtime
 from shared.storage import open_storage
 from tests.integration.conftest import Stack
 
-from .conftest import RunCli
+from .conftest import RunCli, archive_job
 
 pytestmark = pytest.mark.integration
 
@@ -206,3 +206,103 @@ async def test_a_replay_interrupted_between_send_and_delete_loses_nothing(stack:
         await stack.deliver(text)
     assert (await stack.manifest(job_id) or {}).get("status") == "succeeded"
     assert len(await stack.blob_names(f"{job_id}/")) == 3  # one archive: two task blobs and the manifest
+
+
+async def test_a_job_already_archived_is_not_sent_again_and_is_reported(
+    stack: Stack, run_cli: RunCli
+) -> None:
+    job_id = await archive_job(stack)
+    await host_poisons(stack, job_id)
+
+    ran = await run_cli("replay-poison", "--json")
+
+    assert ran.status == 0
+    assert ran.objects() == [{"action": "already-archived", "jobId": job_id, "reason": None}]
+    assert await stack.queue_length(stack.settings.jobs_queue) == 0
+    assert await poison_texts(stack) == [job_id]  # left where it was, visible again
+
+
+async def test_text_output_counts_jobs_already_archived(stack: Stack, run_cli: RunCli) -> None:
+    job_id = await archive_job(stack)
+    await host_poisons(stack, job_id)
+
+    ran = await run_cli("replay-poison")
+
+    assert ran.out.splitlines() == [
+        f"already-archived: {job_id}",
+        f"{stack.settings.poison_queue}: 0 replayed, 0 would be replayed, 0 kept, "
+        "1 already archived (left on the queue)",
+    ]
+
+
+async def test_a_wrapper_carrying_the_original_as_base64_is_replayed_byte_for_byte(
+    stack: Stack, run_cli: RunCli
+) -> None:
+    original = json.dumps({"jobId": JOB_ID, "displayName": "Zürich ✓"}, ensure_ascii=False)
+    wrapper = {"reason": "oversized-wrapper", "messageBase64": base64.b64encode(original.encode()).decode()}
+    await host_poisons(stack, json.dumps(wrapper))
+
+    ran = await run_cli("replay-poison", "--json")
+
+    assert ran.objects() == [{"action": "replayed", "jobId": JOB_ID, "reason": "oversized-wrapper"}]
+    assert (await stack.next_job_message())[0] == original
+    assert await stack.queue_length(stack.settings.poison_queue) == 0
+
+
+async def test_a_wrapper_whose_base64_is_broken_is_kept_and_the_run_goes_on(
+    stack: Stack, run_cli: RunCli
+) -> None:
+    await host_poisons(stack, json.dumps({"reason": "r", "messageBase64": "not base64!"}))
+    await host_poisons(stack, JOB_ID)
+
+    ran = await run_cli("replay-poison", "--json")
+
+    assert ran.status == 0
+    assert sorted(ran.objects(), key=lambda o: str(o["action"])) == [
+        {
+            "action": "kept",
+            "jobId": None,
+            "reason": "unparseable: the poison wrapper's messageBase64 is not base64",
+        },
+        {"action": "replayed", "jobId": JOB_ID, "reason": None},
+    ]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        pytest.param("[" * 40_000, id="deep-array"),
+        pytest.param('{"jobId": ' * 3_000, id="deep-object"),
+        pytest.param(json.dumps({"reason": "r", "message": "[" * 30_000}), id="deep-in-wrapper"),
+        pytest.param('{"jobId": "\\ud83d"}', id="lone-surrogate"),
+        pytest.param("\x00\x1b[2J", id="controls"),
+    ],
+)
+async def test_a_message_it_cannot_handle_is_kept_and_reported_and_the_run_goes_on(
+    stack: Stack, run_cli: RunCli, hostile: str
+) -> None:
+    await host_poisons(stack, hostile)
+    await host_poisons(stack, JOB_ID)
+
+    ran = await run_cli("replay-poison", "--json")
+
+    assert ran.status == 0
+    outcomes = ran.objects()
+    assert {"action": "replayed", "jobId": JOB_ID, "reason": None} in outcomes
+    [kept] = [outcome for outcome in outcomes if outcome["action"] == "kept"]
+    assert kept["jobId"] is None
+    assert kept["reason"]
+    assert (await stack.next_job_message())[0] == JOB_ID
+
+
+async def test_a_reason_with_terminal_escapes_is_printed_escaped(stack: Stack, run_cli: RunCli) -> None:
+    await host_poisons(stack, json.dumps({"reason": "evil\x1b[2J\x9b31m\u202e", "message": '{"jobId": "x"}'}))
+    await host_poisons(stack, json.dumps({"reason": "evil\x1b[2J", "message": JOB_ID}))
+
+    text = await run_cli("replay-poison", "--dry-run")
+    as_json = await run_cli("replay-poison", "--dry-run", "--json")
+
+    for ran in (text, as_json):
+        assert not {"\x1b", "\x9b", "\u202e"} & set(ran.out + ran.err)
+    assert "evil\\x1b[2J" in text.out
+    assert {"action": "would-replay", "jobId": JOB_ID, "reason": "evil\x1b[2J"} in as_json.objects()

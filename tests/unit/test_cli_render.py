@@ -7,6 +7,7 @@ import io
 import pytest
 
 from cli.render import Out, progress
+from cli.sanitize import Redactor
 
 
 class Terminal(io.StringIO):
@@ -44,7 +45,7 @@ def test_json_results_are_one_object_a_line_and_nothing_else(capsys: pytest.Capt
 
 
 def test_every_line_hides_the_secrets_it_was_given(capsys: pytest.CaptureFixture[str]) -> None:
-    out = Out(json_lines=False, secrets=["k3y-value", ""])
+    out = Out(json_lines=False, redactor=Redactor(["k3y-value", ""]))
 
     out.result({}, "job id 'k3y-value' is not a UUID")
     out.say("left out k3y-value")

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cli.render import RowWriter
+from cli.sanitize import neutralize_cell
 from shared.archive import render_tasks
 from shared.export import EXPORT_FIELDS, entity_rows
 from tests.support import BOUNDED
@@ -53,7 +54,9 @@ def test_one_row_per_entity_the_manifest_counts_each_with_every_field(
 
 @BOUNDED
 @given(st.lists(ITEM, min_size=1, max_size=2))
-def test_csv_and_jsonl_read_back_as_the_rows_with_unicode_intact(items: list[dict[str, Any]]) -> None:
+def test_csv_and_jsonl_read_back_as_the_rows_with_unicode_intact_and_formulas_inert(
+    items: list[dict[str, Any]],
+) -> None:
     rows = [
         row
         for task in render_tasks(JOB_ID, items)
@@ -66,7 +69,9 @@ def test_csv_and_jsonl_read_back_as_the_rows_with_unicode_intact(items: list[dic
 
     table = list(csv.reader(io.StringIO(as_csv.getvalue(), newline="")))
     assert table[0] == list(EXPORT_FIELDS)
-    assert [row[EXPORT_FIELDS.index("text")] for row in table[1:]] == [row["text"] for row in rows]
+    assert [row[EXPORT_FIELDS.index("text")] for row in table[1:]] == [
+        neutralize_cell(row["text"]) for row in rows
+    ]
     # Lines end at \n only (U+0085, U+2028 stay raw inside JSON strings, as JSON Lines allows).
     assert [json.loads(line) for line in as_jsonl.getvalue().split("\n")[:-1]] == rows
 
