@@ -59,6 +59,9 @@ RETENTION: Final = timedelta(hours=24)
 NOT_FOUND_GRACE: Final = timedelta(seconds=60)
 #: Consecutive polls with unusable answers before the job is given up as ``rejected``.
 MAX_UNUSABLE: Final = 5
+#: The app's own times in a message may run this far ahead of this instance's clock (another
+#: instance's clock); later ones were not written by the app and are ignored.
+CLOCK_SKEW: Final = timedelta(minutes=5)
 #: A poll that would wait longer than this for the request budget goes back on the queue instead,
 #: due when the budget will have room (and the ledger says so): an invocation is not held for minutes.
 MAX_BUDGET_WAIT: Final = 30.0
@@ -120,7 +123,7 @@ async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -
         try:
             message = parse_body(body, settings=runtime.settings)
         except InvalidMessage as exc:
-            await runtime.queues.poison(reason=exc.reason, original=body.decode("utf-8", "replace"))
+            await runtime.queues.poison(reason=exc.reason, original=body)
             runtime.telemetry.message_poisoned(reason=exc.reason)
             result = Result(Outcome.POISONED, reason=exc.reason)
         else:
@@ -165,11 +168,27 @@ class _JobPoll:
     def __init__(self, runtime: Runtime, message: JobMessage, *, dequeue_count: int) -> None:
         self._rt = runtime
         self._now = runtime.clock()
+        self._job_id = message.job_id
+        self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
+        message = self._plausible(message)
         self._message = message if message.first_seen_at else message.evolve(first_seen_at=self._now)
         self._redelivered = dequeue_count > 1
         self._new = message.first_seen_at is None
-        self._job_id = message.job_id
-        self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
+
+    def _plausible(self, message: JobMessage) -> JobMessage:
+        """``message`` without the app's own times that lie in the future: the app never wrote them."""
+        future = {
+            name: None
+            for name in ("first_seen_at", "seen_at")
+            if (when := getattr(message, name)) is not None and when > self._now + CLOCK_SKEW
+        }
+        if future:
+            self._log.warning(
+                "job %s: the message's own %s lie in the future: ignored, as if absent",
+                self._job_id,
+                " and ".join(sorted(future)),
+            )
+        return message.evolve(**future)
 
     async def run(self) -> Result:
         message = self._message
@@ -283,24 +302,26 @@ class _JobPoll:
             attempt=message.attempt,
             retry_after=retry_after,
             now=self._now,
-            deadline=self._deadline(message, page),
+            deadline=_service_deadline(page),
             rand=self._rt.rand,
             floor=self._rt.budget.cycle_seconds(),
         )
         if isinstance(decision, GiveUp):
+            assert page is not None  # no deadline without the service's own answer
             return await self._give_up(message, decision, page=page, cause=cause)
         return await self._reschedule(message, decision)
 
     async def _give_up(
-        self, message: JobMessage, decision: GiveUp, *, page: JobPage | None, cause: Exception | None
+        self, message: JobMessage, decision: GiveUp, *, page: JobPage, cause: Exception | None
     ) -> Result:
         """The job's results are about to be purged, or already are: keep what is done.
 
-        At the expiry margin the job ends ``timedOut`` and the service is asked to stop it; a job
-        the app had seen that is already past its expirationDateTime ends ``expired``.
+        Only the service's own answer of this poll (``page``) leads here, never a time the message
+        carried. At the expiry margin the job ends ``timedOut`` and the service is asked to stop
+        it; a job already past its expirationDateTime ends ``expired``.
         """
-        expires = message.expires_at  # the page's own, once the service has shown the job
-        if message.seen_at is not None and expires is not None and self._now >= expires:
+        expires = page.expires
+        if expires is not None and self._now >= expires:
             status, errors = (
                 "expired",
                 [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
@@ -310,8 +331,6 @@ class _JobPoll:
             status, errors = "timedOut", [_error("TimedOut", decision.reason)]
         if cause is not None:
             errors.append(_error(type(cause).__name__, str(cause)))
-        if page is None:
-            return await self._finish(message, status, errors)
         return await self._archive(message, page, status=status, errors=errors)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
@@ -420,17 +439,22 @@ class _JobPoll:
             self._log.warning("job %s is archived but its ledger record remains (%s)", self._job_id, exc)
 
     def _priority(self, message: JobMessage, page: JobPage | None) -> float:
-        """The job's rank among requests waiting for the budget: its expiry margin (epoch seconds)."""
-        margin = timedelta(seconds=self._rt.policy.expiry_margin)
-        return (self._deadline(message, page) - margin).timestamp()
+        """The job's rank among requests waiting for the budget: its expiry margin (epoch seconds).
 
-    def _deadline(self, message: JobMessage, page: JobPage | None) -> datetime:
-        if message.expires_at is not None:
-            return message.expires_at
-        if page is not None and page.created is not None:
-            return page.created + RETENTION
+        A rank only: the message's own times (advisory) may order the waiting polls, never end a job."""
+        margin = timedelta(seconds=self._rt.policy.expiry_margin)
         assert message.first_seen_at is not None
-        return message.first_seen_at + RETENTION
+        deadline = _service_deadline(page) or message.expires_at or message.first_seen_at + RETENTION
+        return (deadline - margin).timestamp()
+
+
+def _service_deadline(page: JobPage | None) -> datetime | None:
+    """When the job's results go, as the service's answer of this poll says (``None``: unknown)."""
+    if page is None:
+        return None
+    if page.expires is not None:
+        return page.expires
+    return None if page.created is None else page.created + RETENTION
 
 
 def _error(code: str, message: str) -> dict[str, str]:

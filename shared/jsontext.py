@@ -1,0 +1,88 @@
+"""JSON from outside, read safely, and JSON the app writes, always valid UTF-8.
+
+One rule for text that is not valid Unicode: a lone UTF-16 surrogate (which a JSON ``\\ud83d``
+escape can carry, from a producer that cut a string in the middle of a pair) is replaced by U+FFFD
+when the JSON is read. Everything the app writes from it afterwards is then valid UTF-8, never
+longer than the escape it came from, and readable by any JSON reader; keeping the escape instead
+would have to be repeated by every writer and every reader of the archive.
+
+Nesting depth is measured before parsing (``json.loads`` recurses once per level and raises
+``RecursionError`` near Python's recursion limit), and integers too long for ``int`` (Python refuses
+more than 4,300 digits) are read as floats instead of failing the whole document.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+__all__ = ["TooDeep", "UnreadableJson", "dumps_compact", "loads_bounded", "nesting_depth", "well_formed"]
+
+#: An integer literal longer than this is read as a float (infinite beyond float's range).
+_MAX_INT_DIGITS: Final = 100
+# A JSON string literal (an unterminated one runs to the end), or a bracket outside of strings.
+# Possessive: every quote starts exactly one match, so the scan stays linear whatever the text.
+_TOKEN: Final = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+class UnreadableJson(ValueError):
+    """The text is not JSON the app can read: malformed, or beyond the nesting bound."""
+
+
+class TooDeep(UnreadableJson):
+    """The text nests arrays and objects deeper than the caller's bound (checked before parsing)."""
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (0 for a scalar), without parsing it.
+
+    Linear in the text and recursion-free. For malformed text (an unterminated string) the result
+    may be larger than the truth, never smaller than that of any valid prefix."""
+    depth = deepest = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def loads_bounded(text: str, *, max_depth: int) -> Any:
+    """``json.loads`` for untrusted text: depth checked first, lone surrogates replaced (U+FFFD).
+
+    Raises ``UnreadableJson`` (a ``ValueError``) with a one-line reason, never anything else."""
+    depth = nesting_depth(text)
+    if depth > max_depth:
+        raise TooDeep(f"JSON nested deeper than {max_depth} levels")
+    try:
+        value = json.loads(text, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise UnreadableJson(f"not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # the depth check makes RecursionError unreachable
+        raise UnreadableJson(f"not valid JSON ({type(exc).__name__})") from None
+    return well_formed(value)
+
+
+def well_formed(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate in its strings and keys replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {well_formed(key): well_formed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [well_formed(item) for item in value]
+    return value
+
+
+def dumps_compact(value: Any) -> str:
+    """Compact JSON text with non-ASCII written as itself, never as a longer ``\\u`` escape: what the
+    app writes, encoded as UTF-8 (for parsed input, ``well_formed`` made that encoding always work)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else float(digits)
