@@ -311,7 +311,7 @@ async def test_job_purged_after_it_was_seen_ends_expired(stack: Stack) -> None:
             ),
             "foreign-operation-location",
         ),
-        (json.dumps({"jobId": str(uuid.uuid4()), "padding": "x" * 45000}), "oversized"),
+        (json.dumps({"jobId": str(uuid.uuid4()), "metadata": {"padding": "x" * 45000}}), "oversized"),
     ],
 )
 async def test_message_that_can_never_succeed_goes_to_poison_with_its_reason(
