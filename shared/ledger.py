@@ -28,25 +28,30 @@ from azure.storage.blob.aio import ContainerClient
 
 from .jsontext import UnreadableJson, dumps_compact, loads_bounded
 from .messages import MAX_DEPTH, QUEUE_MESSAGE_BYTES, InvalidMessage, JobMessage, parse_message, sane_time
+from .policy import MAX_VISIBILITY_SECONDS
 from .settings import Settings
 from .storage import swap_blob
 from .telemetry import job_attributes
 from .timefmt import format_time, parse_time
 
-__all__ = ["MAX_RECORD_BYTES", "Ledger", "LedgerEntry", "LedgerRecord", "is_overdue"]
+__all__ = ["FAR_AHEAD", "MAX_RECORD_BYTES", "Ledger", "LedgerEntry", "LedgerRecord", "is_overdue"]
 
 _log = logging.getLogger("archiver.ledger")
 
 _NEXT_POLL_KEY: Final = "nextpollat"
 #: A record holds one message (at most a queue message) and two short fields.
 MAX_RECORD_BYTES: Final = QUEUE_MESSAGE_BYTES + 1024
+#: A next poll further ahead than this was not scheduled by the app: a queue message is visible
+#: again within 7 days (the queue's limit), so its record is due by then.
+FAR_AHEAD: Final = timedelta(days=MAX_VISIBILITY_SECONDS / 86400 + 1)
 _RECORD_NAME: Final = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.json$")
 
 
 def is_overdue(next_poll_at: datetime | None, *, now: datetime, grace: timedelta) -> bool:
-    """As the sweep judges it: the next poll is more than ``grace`` late (or its time is unknown)."""
+    """As the sweep judges it: the next poll is more than ``grace`` late, or its time is unknown or
+    further ahead than any poll the app schedules (a job must not hide behind a forged due time)."""
     # now - grace, not next_poll_at + grace: only ``now`` is known to be far from datetime's ends.
-    return next_poll_at is None or now - grace > next_poll_at
+    return next_poll_at is None or now - grace > next_poll_at or next_poll_at > now + FAR_AHEAD
 
 
 @dataclass(frozen=True, slots=True)
