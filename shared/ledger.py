@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
 from .jsontext import UnreadableJson, dumps_compact, loads_bounded
@@ -39,6 +39,7 @@ __all__ = ["FAR_AHEAD", "MAX_RECORD_BYTES", "Ledger", "LedgerEntry", "LedgerReco
 _log = logging.getLogger("archiver.ledger")
 
 _NEXT_POLL_KEY: Final = "nextpollat"
+_RANGE_NOT_SATISFIABLE: Final = 416
 #: A record holds one message (at most a queue message) and two short fields.
 MAX_RECORD_BYTES: Final = QUEUE_MESSAGE_BYTES + 1024
 #: A next poll further ahead than this was not scheduled by the app: a queue message is visible
@@ -87,15 +88,21 @@ class Ledger:
 
     async def get(self, job_id: str) -> LedgerRecord | None:
         """The job's record; one that cannot be read keeps the job, from its id alone (WARNING)."""
+        blob = self._container.get_blob_client(_name(job_id))
         try:
             # At most one byte more than a record can have: enough to tell it is too long.
-            downloader = await self._container.download_blob(
-                _name(job_id), offset=0, length=MAX_RECORD_BYTES + 1
-            )
-            data = await downloader.readall()
+            downloader = await blob.download_blob(offset=0, length=MAX_RECORD_BYTES + 1)
+            data, etag = await downloader.readall(), downloader.properties.etag
         except ResourceNotFoundError:
             return None
-        etag = downloader.properties.etag
+        except HttpResponseError as exc:
+            if exc.status_code != _RANGE_NOT_SATISFIABLE:
+                raise
+            # An empty blob has no byte 0 to read: storage refuses the range.
+            try:
+                data, etag = b"", (await blob.get_blob_properties()).etag
+            except ResourceNotFoundError:
+                return None
         try:
             message, next_poll_at = self._read(job_id, data)
         except _Unreadable as exc:
