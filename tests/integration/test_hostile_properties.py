@@ -161,7 +161,9 @@ def unwrapped(content: str) -> bytes:
     except ValueError:
         return raw
     if isinstance(body, dict) and set(body) == {"reason", "message"}:
-        return body["message"].encode()
+        text = body["message"]
+        assert isinstance(text, str)
+        return text.encode()
     if isinstance(body, dict) and set(body) == {"reason", "messageBase64"}:
         return base64.b64decode(body["messageBase64"])
     return raw
