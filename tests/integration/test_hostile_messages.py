@@ -116,19 +116,29 @@ async def test_a_message_one_byte_over_the_limit_is_poison_on_its_first_delivery
 
 
 @pytest.mark.usefixtures("slow_jobs")
+@pytest.mark.parametrize("stack", [{"EVENTS_QUEUE": EVENTS}], indirect=True)
 async def test_lone_surrogates_are_replaced_everywhere_and_the_job_is_archived(stack: Stack) -> None:
     job_id = await stack.submit()
-    body = '{"jobId": "' + job_id + '", "correlationId": "cut \\ud83d", "metadata": {"k\\udc00": "\\ud800v"}}'
+    body = (
+        '{"jobId": "' + job_id + '", "displayName": "\\udfff", "correlationId": "cut \\ud83d", '
+        '"metadata": {"k\\udc00": "\\ud800v"}}'
+    )
+    replaced = {"displayName": "\ufffd", "correlationId": "cut \ufffd", "metadata": {"k\ufffd": "\ufffdv"}}
 
     await stack.deliver(body)
     text, dequeue_count = await stack.next_job_message()
+    record = json.loads((await ledger_record(stack, job_id)).decode("utf-8"))  # valid UTF-8
     await finish_jobs(stack)
     await stack.deliver(text, dequeue_count=dequeue_count)
 
+    for written in (json.loads(text), record["message"]):  # the rescheduled message, the ledger
+        assert {name: written[name] for name in replaced} == replaced
     manifest = await stack.manifest(job_id)
     assert manifest is not None
-    assert manifest["correlationId"] == "cut \ufffd"
-    assert manifest["metadata"] == {"k\ufffd": "\ufffdv"}
+    assert (manifest["correlationId"], manifest["metadata"]) == ("cut \ufffd", {"k\ufffd": "\ufffdv"})
+    [event] = await take_events(stack)
+    data = json.loads(event.decode("utf-8"))["data"]
+    assert (data["correlationId"], data["metadata"]) == ("cut \ufffd", {"k\ufffd": "\ufffdv"})
     assert await stack.poison_messages() == []
 
 

@@ -5,7 +5,7 @@ accepted (the job is archived, or in the ledger with its next message on the que
 (the app's wrapper, or the original as it came, on ``<JOBS_QUEUE>-poison``), never an exception;
 the app's own fields, forged, never end or cancel a running job; whatever a ledger record holds,
 the sweep neither fails on it nor forgets its job. Few examples each (every one is real I/O), drawn
-from the profile's fixed seed.
+from the bounded profile's fixed seed.
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ from shared.messages import MAX_MESSAGE_BYTES, QUEUE_MESSAGE_BYTES, parse_messag
 from shared.runtime import process_runtime
 from shared.sweep import run_sweep
 from shared.worker import Outcome
+from tests.support import BOUNDED
 
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration
 
-#: Every example is a few real requests: a handful of them, on the profile's fixed seed.
+#: Every example is a few real requests: the suite's bounded profile (fixed seed, no deadline),
+#: with fewer examples still, so that each test takes seconds.
 IO_BOUND = settings(
+    BOUNDED,
     max_examples=30,
-    deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,
