@@ -258,13 +258,28 @@ class _JobPoll:
         if isinstance(exc, UntrustedLink):
             return await self._finish(message, "rejected", [_error("UntrustedLink", str(exc))])
         assert isinstance(exc, UnusableResponse)
-        message = message.evolve(unusable=message.unusable + 1)
+        message = message.evolve(unusable=await self._unusable_before(message) + 1)
         if message.unusable >= MAX_UNUSABLE:
             return await self._finish(
                 message, "rejected", [_error("UnusableResponse", f"{MAX_UNUSABLE} polls in a row: {exc}")]
             )
         self._log.warning("job %s: unusable answer from the service (%s): polling again", self._job_id, exc)
         return await self._wait(message, WaitReason.TRANSIENT, retry_after=None, cause=exc)
+
+    async def _unusable_before(self, message: JobMessage) -> int:
+        """Unusable answers in a row before this one. The message's count is advisory (anyone can
+        forge it): a job is given up only on the count the app recorded in its ledger record, read
+        (one GET) only when the message's count would give it up."""
+        if message.unusable + 1 < MAX_UNUSABLE:
+            return message.unusable
+        record = await self._rt.ledger.get(self._job_id)
+        recorded = 0 if record is None else record.message.unusable
+        if recorded < message.unusable:
+            self._log.warning(
+                "job %s: the message's own unusable count is not the ledger's: the ledger's is used",
+                self._job_id,
+            )
+        return min(message.unusable, recorded)
 
     async def _archive(
         self, message: JobMessage, page: JobPage, *, status: str, errors: Sequence[Any]

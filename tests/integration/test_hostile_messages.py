@@ -214,6 +214,17 @@ async def test_a_forged_past_expiry_neither_cancels_nor_ends_a_running_job(stack
     assert json.loads(text)["jobId"] == job_id
 
 
+async def test_a_forged_unusable_count_cannot_cut_the_polls_before_a_job_is_rejected(stack: Stack) -> None:
+    job_id = await stack.submit()
+    await stack.admin("POST", f"jobs/{job_id}/overrides", {"malformedPages": True})
+
+    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 4, "unusable": 4}})
+
+    assert await stack.manifest(job_id) is None
+    text, _ = await stack.next_job_message()
+    assert json.loads(text)["_poll"]["unusable"] == 1  # counted from the app's own record: none
+
+
 @pytest.mark.parametrize(
     "when",
     [
