@@ -234,6 +234,7 @@ class _JobPoll:
 
     async def _on_failure(self, message: JobMessage, exc: LanguageError) -> Result:
         if isinstance(exc, JobNotFound):
+            message = await self._confirmed(message)
             if message.seen_at is not None:
                 return await self._finish(
                     message, "expired", [_error("Expired", f"the job was purged: {exc}")]
@@ -265,6 +266,28 @@ class _JobPoll:
             )
         self._log.warning("job %s: unusable answer from the service (%s): polling again", self._job_id, exc)
         return await self._wait(message, WaitReason.TRANSIENT, retry_after=None, cause=exc)
+
+    async def _confirmed(self, message: JobMessage) -> JobMessage:
+        """``message`` with its own ``seenAt`` and ``firstSeenAt`` as far as the app's ledger record
+        confirms them. A 404 ends a job on these times, and anyone can forge them in a message: a
+        claim the record does not back is dropped (the job never seen, first seen now), so a forged
+        message can neither end a job ``expired`` nor cut its not-found grace (one GET, on a 404 only)."""
+        if self._new and message.seen_at is None:
+            return message  # no claim: first seen now
+        record = await self._rt.ledger.get(self._job_id)
+        recorded = record.message if record is not None else JobMessage(job_id=self._job_id)
+        assert message.first_seen_at is not None
+        confirmed = message.evolve(
+            seen_at=recorded.seen_at,
+            first_seen_at=max(message.first_seen_at, recorded.first_seen_at or self._now),
+        )
+        claims = (message.seen_at is not None, message.first_seen_at)
+        if (confirmed.seen_at is not None, confirmed.first_seen_at) != claims:
+            self._log.warning(
+                "job %s: the message's own seenAt or firstSeenAt differs from its ledger record: record used",
+                self._job_id,
+            )
+        return confirmed
 
     async def _unusable_before(self, message: JobMessage) -> int:
         """Unusable answers in a row before this one. The message's count is advisory (anyone can

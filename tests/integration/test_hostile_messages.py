@@ -214,6 +214,19 @@ async def test_a_forged_past_expiry_neither_cancels_nor_ends_a_running_job(stack
     assert json.loads(text)["jobId"] == job_id
 
 
+async def test_a_forged_seen_time_cannot_end_a_job_the_service_does_not_know_yet_as_expired(
+    stack: Stack,
+) -> None:
+    job_id = str(uuid.uuid4())  # not (yet) known to the service: 404
+    seen = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+
+    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 1, "firstSeenAt": seen, "seenAt": seen}})
+
+    assert await stack.manifest(job_id) is None  # in its not-found grace, counted from now
+    text, _ = await stack.next_job_message()
+    assert json.loads(text)["jobId"] == job_id
+
+
 async def test_a_forged_unusable_count_cannot_cut_the_polls_before_a_job_is_rejected(stack: Stack) -> None:
     job_id = await stack.submit()
     await stack.admin("POST", f"jobs/{job_id}/overrides", {"malformedPages": True})

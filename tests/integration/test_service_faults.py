@@ -14,7 +14,7 @@ from aiohttp import web
 
 from local.emulator import EmulatorConfig, serve
 from shared.messages import JobMessage
-from shared.runtime import build_runtime, close_process_runtime, process_runtime
+from shared.runtime import build_runtime, close_process_runtime
 from shared.settings import load_settings
 from shared.timefmt import parse_time
 from shared.worker import MAX_UNUSABLE, handle_message
@@ -103,10 +103,8 @@ async def test_pages_that_never_parse_end_the_job_rejected_after_the_usual_polls
     await stack.admin("POST", f"jobs/{job_id}/overrides", {"malformedPages": True})
     # The app's own record of the polls before: all but the last one unusable.
     pending = JobMessage(job_id=job_id, attempt=MAX_UNUSABLE - 1, unusable=MAX_UNUSABLE - 1)
-    ledger = (await process_runtime()).ledger
-    etag = await ledger.create(pending, next_poll_at=datetime.now(UTC))
 
-    await stack.deliver(pending.evolve(ledger_etag=etag).to_json())
+    await stack.deliver(await stack.rescheduled(pending))
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None
