@@ -274,8 +274,7 @@ class _JobPoll:
         message can neither end a job ``expired`` nor cut its not-found grace (one GET, on a 404 only)."""
         if self._new and message.seen_at is None:
             return message  # no claim: first seen now
-        record = await self._rt.ledger.get(self._job_id)
-        recorded = record.message if record is not None else JobMessage(job_id=self._job_id)
+        recorded = await self._recorded()
         assert message.first_seen_at is not None
         confirmed = message.evolve(
             seen_at=recorded.seen_at,
@@ -295,14 +294,18 @@ class _JobPoll:
         (one GET) only when the message's count would give it up."""
         if message.unusable + 1 < MAX_UNUSABLE:
             return message.unusable
-        record = await self._rt.ledger.get(self._job_id)
-        recorded = 0 if record is None else record.message.unusable
+        recorded = (await self._recorded()).unusable
         if recorded < message.unusable:
             self._log.warning(
                 "job %s: the message's own unusable count is not the ledger's: the ledger's is used",
                 self._job_id,
             )
         return min(message.unusable, recorded)
+
+    async def _recorded(self) -> JobMessage:
+        """The job's state as the app last wrote it in the ledger (a bare job when there is none)."""
+        record = await self._rt.ledger.get(self._job_id)
+        return record.message if record is not None else JobMessage(job_id=self._job_id)
 
     async def _archive(
         self, message: JobMessage, page: JobPage, *, status: str, errors: Sequence[Any]
