@@ -174,6 +174,7 @@ class _JobPoll:
         self._message = message if message.first_seen_at else message.evolve(first_seen_at=self._now)
         self._redelivered = dequeue_count > 1
         self._new = message.first_seen_at is None
+        self._answered = False  # the service showed the job in this invocation
 
     def _plausible(self, message: JobMessage) -> JobMessage:
         """``message`` without the app's own times that lie in the future: the app never wrote them."""
@@ -200,6 +201,7 @@ class _JobPoll:
                 await self._forget()
                 return Result(Outcome.ALREADY_ARCHIVED, self._job_id)
             if message.ledger_etag is None:
+                message = self._backed(message)
                 etag = await self._rt.ledger.create(message, next_poll_at=self._now)
                 if etag is not None:
                     message = message.evolve(ledger_etag=etag)
@@ -221,6 +223,7 @@ class _JobPoll:
             self._rt.telemetry.polled(PollResult.FAILED)
             return await self._on_failure(message, exc)
         self._rt.telemetry.polled(PollResult.ENDED if page.is_terminal else PollResult.UNFINISHED)
+        self._answered = True
         message = message.evolve(
             seen_at=message.seen_at or self._now, expires_at=page.expires or message.expires_at, unusable=0
         )
@@ -288,12 +291,18 @@ class _JobPoll:
             )
         return confirmed
 
+    def _backed(self, message: JobMessage) -> JobMessage:
+        """``message`` as the job's first ledger record may hold it. No record backs the message's
+        own claims yet, so the record keeps only what this invocation saw itself: seen by the
+        service only if it answered now, first seen now (the unusable count is checked apart)."""
+        return message.evolve(seen_at=message.seen_at if self._answered else None, first_seen_at=self._now)
+
     async def _unusable_before(self, message: JobMessage) -> int:
         """Unusable answers in a row before this one. The message's count is advisory (anyone can
-        forge it): a job is given up only on the count the app recorded in its ledger record, read
-        (one GET) only when the message's count would give it up."""
-        if message.unusable + 1 < MAX_UNUSABLE:
-            return message.unusable
+        forge it): only the count the app recorded in the job's ledger record counts (one GET, on
+        an unusable answer after another only)."""
+        if message.unusable == 0:
+            return 0
         recorded = (await self._recorded()).unusable
         if recorded < message.unusable:
             self._log.warning(
@@ -384,6 +393,7 @@ class _JobPoll:
             # No record yet, or this copy's ETag is not the record's: whoever creates the record
             # owns the job. (An ETag naming no record at all, e.g. a hand-made message, must not
             # drop the job: the create below then succeeds.)
+            upcoming = self._backed(upcoming)
             etag = await ledger.create(upcoming, next_poll_at=decision.not_before)
         if etag is None:
             # Another message (a duplicate delivery, or the sweep's re-drive) moved the job on

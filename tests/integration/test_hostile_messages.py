@@ -15,9 +15,10 @@ from shared.ledger import MAX_RECORD_BYTES
 from shared.messages import MAX_MESSAGE_BYTES, QUEUE_MESSAGE_BYTES, parse_message
 from shared.runtime import build_runtime, process_runtime
 from shared.sweep import run_sweep
+from shared.timefmt import parse_time
 from shared.worker import Outcome, handle_message
 
-from .conftest import Stack
+from .conftest import SetFaults, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -227,11 +228,28 @@ async def test_a_forged_seen_time_cannot_end_a_job_the_service_does_not_know_yet
     assert json.loads(text)["jobId"] == job_id
 
 
-async def test_a_forged_unusable_count_cannot_cut_the_polls_before_a_job_is_rejected(stack: Stack) -> None:
+async def test_a_forged_seen_time_is_not_recorded_when_the_service_did_not_answer(
+    stack: Stack, faults: SetFaults
+) -> None:
+    job_id = str(uuid.uuid4())
+    seen = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    await faults(rate_5xx=1.0)
+
+    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 1, "firstSeenAt": seen, "seenAt": seen}})
+
+    poll = json.loads(await ledger_record(stack, job_id))["message"]["_poll"]
+    assert poll["seenAt"] is None  # a later 404 finds nothing that says the job was ever seen
+    assert datetime.now(UTC) - parse_time(poll["firstSeenAt"]) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("count", [1, 3, 4])
+async def test_a_forged_unusable_count_cannot_cut_the_polls_before_a_job_is_rejected(
+    stack: Stack, count: int
+) -> None:
     job_id = await stack.submit()
     await stack.admin("POST", f"jobs/{job_id}/overrides", {"malformedPages": True})
 
-    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 4, "unusable": 4}})
+    await stack.deliver({"jobId": job_id, "_poll": {"attempt": count, "unusable": count}})
 
     assert await stack.manifest(job_id) is None
     text, _ = await stack.next_job_message()
