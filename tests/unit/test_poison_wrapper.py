@@ -17,8 +17,11 @@ REASONS = st.text(max_size=200)  # lone surrogates included: a reason is written
 ORIGINALS = st.one_of(
     st.text(max_size=2000),  # lone surrogates included: no UTF-8, so base64
     st.binary(max_size=2000),
+    # Up to a full queue message (what the host can deliver), in characters that quote long or not.
     st.builds(
-        lambda char, n: char * n, st.sampled_from(['"', "\\", "\x00", "é", "🗂", "x"]), st.integers(0, 50_000)
+        lambda char, n: char * min(n, QUEUE_MESSAGE_BYTES // len(char.encode())),
+        st.sampled_from(['"', "\\", "\x00", "é", "🗂", "x"]),
+        st.integers(0, QUEUE_MESSAGE_BYTES),
     ),
     st.integers(QUEUE_MESSAGE_BYTES - 64, QUEUE_MESSAGE_BYTES).map(lambda n: b"\xff" * n),
 )
