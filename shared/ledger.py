@@ -5,33 +5,54 @@ Each record holds the message that polls the job next and when that poll is due 
 blob's metadata, so the sweep finds overdue jobs from a listing alone). The ETag is the baton:
 the message that carries the record's current ETag is the one entitled to move the job on; a
 stale duplicate loses the swap and stops, so duplicates never multiply into parallel chains.
+
+What storage holds is checked before use, like any input: a blob whose name is not
+``<uuid>.json`` is no record (skipped, with a WARNING); a record whose body is unreadable,
+oversized or names another job keeps the job (it is re-driven from the id in its name, with a
+WARNING), and an out-of-range due time reads as unknown (overdue). Nothing in a record can make
+the sweep fail, again and again, on the same job.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
-from .messages import JobMessage, parse_message
+from .jsontext import UnreadableJson, dumps_compact, loads_bounded
+from .messages import MAX_DEPTH, QUEUE_MESSAGE_BYTES, InvalidMessage, JobMessage, parse_message, sane_time
+from .policy import MAX_VISIBILITY_SECONDS
 from .settings import Settings
 from .storage import swap_blob
+from .telemetry import job_attributes
 from .timefmt import format_time, parse_time
 
-__all__ = ["Ledger", "LedgerEntry", "LedgerRecord", "is_overdue"]
+__all__ = ["FAR_AHEAD", "MAX_RECORD_BYTES", "Ledger", "LedgerEntry", "LedgerRecord", "is_overdue"]
+
+_log = logging.getLogger("archiver.ledger")
 
 _NEXT_POLL_KEY: Final = "nextpollat"
+_RANGE_NOT_SATISFIABLE: Final = 416
+#: A record holds one message (at most a queue message) and two short fields.
+MAX_RECORD_BYTES: Final = QUEUE_MESSAGE_BYTES + 1024
+#: A next poll further ahead than this was not scheduled by the app: a queue message is visible
+#: again within 7 days (the queue's limit), so its record is due by then.
+FAR_AHEAD: Final = timedelta(days=MAX_VISIBILITY_SECONDS / 86400 + 1)
+_RECORD_NAME: Final = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.json$")
 
 
 def is_overdue(next_poll_at: datetime | None, *, now: datetime, grace: timedelta) -> bool:
-    """As the sweep judges it: the next poll is more than ``grace`` late (or its time is unknown)."""
-    return next_poll_at is None or now > next_poll_at + grace
+    """As the sweep judges it: the next poll is more than ``grace`` late, or its time is unknown or
+    further ahead than any poll the app schedules (a job must not hide behind a forged due time)."""
+    # now - grace, not next_poll_at + grace: only ``now`` is known to be far from datetime's ends.
+    return next_poll_at is None or now - grace > next_poll_at or next_poll_at > now + FAR_AHEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +66,7 @@ class LedgerEntry:
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
     message: JobMessage
-    next_poll_at: datetime
+    next_poll_at: datetime | None  # None: unreadable, so overdue
     etag: str
 
 
@@ -66,17 +87,50 @@ class Ledger:
         return await self._put(message, next_poll_at, etag=etag)
 
     async def get(self, job_id: str) -> LedgerRecord | None:
+        """The job's record; one that cannot be read keeps the job, from its id alone (WARNING)."""
+        blob = self._container.get_blob_client(_name(job_id))
         try:
-            downloader = await self._container.download_blob(_name(job_id))
-            data = await downloader.readall()
+            # At most one byte more than a record can have: enough to tell it is too long.
+            downloader = await blob.download_blob(offset=0, length=MAX_RECORD_BYTES + 1)
+            data, etag = await downloader.readall(), downloader.properties.etag
         except ResourceNotFoundError:
             return None
-        body = json.loads(data)
-        next_poll_at = parse_time(body["nextPollAt"])
-        assert next_poll_at is not None
-        message = parse_message(json.dumps(body["message"]), settings=self._settings)
-        etag = downloader.properties.etag
+        except HttpResponseError as exc:
+            if exc.status_code != _RANGE_NOT_SATISFIABLE:
+                raise
+            # An empty blob has no byte 0 to read: storage refuses the range.
+            try:
+                data, etag = b"", (await blob.get_blob_properties()).etag
+            except ResourceNotFoundError:
+                return None
+        try:
+            message, next_poll_at = self._read(job_id, data)
+        except _Unreadable as exc:
+            _log.warning(
+                "ledger record of job %s is unreadable (%s): the job is kept and polled from its id alone",
+                job_id,
+                exc,
+                extra=job_attributes(job_id),
+            )
+            message, next_poll_at = JobMessage(job_id=job_id), None
         return LedgerRecord(message=message.evolve(ledger_etag=etag), next_poll_at=next_poll_at, etag=etag)
+
+    def _read(self, job_id: str, data: bytes) -> tuple[JobMessage, datetime | None]:
+        if len(data) > MAX_RECORD_BYTES:
+            raise _Unreadable(f"more than {MAX_RECORD_BYTES} bytes")
+        try:
+            body = loads_bounded(data.decode("utf-8"), max_depth=MAX_DEPTH + 1)
+        except (UnicodeDecodeError, UnreadableJson) as exc:
+            raise _Unreadable(type(exc).__name__) from None
+        if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
+            raise _Unreadable("not a ledger record")
+        try:
+            message = parse_message(dumps_compact(body["message"]), settings=self._settings)
+        except InvalidMessage as exc:
+            raise _Unreadable(f"its message is invalid: {exc.code}") from None
+        if message.job_id != job_id:
+            raise _Unreadable("its message names another job")
+        return message, _time(body.get("nextPollAt"))
 
     async def lookup(self, job_id: str) -> LedgerEntry | None:
         """The job's record as a listing shows it (one HEAD, the body unread); ``None`` when absent."""
@@ -94,20 +148,23 @@ class Ledger:
         """Every record, page by page (the listing carries nextPollAt in metadata)."""
         try:
             async for blob in self._container.list_blobs(include=["metadata"], results_per_page=page_size):
-                if not blob.name.endswith(".json"):
+                match = _RECORD_NAME.match(blob.name)
+                if match is None:
+                    _log.warning("ledger container holds %r, which is not a job record: skipped", blob.name)
                     continue
-                yield LedgerEntry(job_id=blob.name.removesuffix(".json"), next_poll_at=_due(blob.metadata))
+                yield LedgerEntry(job_id=match.group(1), next_poll_at=_due(blob.metadata))
         except ResourceNotFoundError:
             return  # no container yet: nothing has ever gone pending
 
     async def _put(self, message: JobMessage, next_poll_at: datetime, *, etag: str | None) -> str | None:
+        # The ETag is the record's own: storing it inside would be stale by construction. UTF-8, no
+        # escapes: a record is never much longer than the message it holds.
         body = {
             "jobId": message.job_id,
             "nextPollAt": format_time(next_poll_at),
-            # The ETag is the record's own: storing it inside would be stale by construction.
-            "message": json.loads(message.evolve(ledger_etag=None).to_json()),
+            "message": message.evolve(ledger_etag=None).to_dict(),
         }
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = dumps_compact(body).encode("utf-8")
         return await swap_blob(
             self._container,
             _name(message.job_id),
@@ -117,10 +174,19 @@ class Ledger:
         )
 
 
+class _Unreadable(ValueError):
+    """A ledger record whose content cannot be used (the reason names no content)."""
+
+
 def _due(metadata: dict[str, str] | None) -> datetime | None:
+    return _time((metadata or {}).get(_NEXT_POLL_KEY))
+
+
+def _time(value: object) -> datetime | None:
+    """A due time as stored; ``None`` (overdue) when unreadable or out of the sane range."""
     try:
-        return parse_time((metadata or {}).get(_NEXT_POLL_KEY))
-    except ValueError:
+        return sane_time(parse_time(value))
+    except (ValueError, OverflowError):
         return None
 
 

@@ -6,20 +6,17 @@ created on first use when missing (a 404 answers that; no probe on every call).
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import json
-from typing import Final
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
 
-from .messages import JobMessage
+from .jsontext import dumps_compact, well_formed
+from .messages import QUEUE_MESSAGE_BYTES, JobMessage
 from .policy import MESSAGE_TIME_TO_LIVE
 
 __all__ = ["JobQueues", "poison_body", "send_text"]
-
-# 64 KiB once base64-encoded; a poison body that would not fit keeps the head of the original.
-_MAX_BODY_BYTES: Final = 48 * 1024
 
 
 class JobQueues:
@@ -37,24 +34,47 @@ class JobQueues:
         """Put a message body on the jobs queue as upstream would (a backfill, a replayed poison)."""
         await send_text(self._jobs, text, visibility_timeout=0)
 
-    async def poison(self, *, reason: str, original: str) -> None:
-        """Park a message that can never succeed, with why, as ``{"reason", "message"}``."""
+    async def poison(self, *, reason: str, original: bytes | str) -> None:
+        """Park a message that can never succeed, with why (see ``poison_body``)."""
         await send_text(self._poison, poison_body(reason=reason, original=original), visibility_timeout=0)
 
 
-def poison_body(*, reason: str, original: str) -> str:
-    """The poison queue's wrapper: ``{"reason", "message"}``, the original's head if it would not fit."""
-    body = json.dumps({"reason": reason, "message": original}, ensure_ascii=False)
-    if len(body.encode("utf-8", "surrogatepass")) > _MAX_BODY_BYTES:
-        head = original.encode("utf-8", "surrogatepass")[: _MAX_BODY_BYTES // 4].decode("utf-8", "ignore")
-        body = json.dumps({"reason": f"{reason} (message truncated)", "message": head}, ensure_ascii=False)
-    return body
+def poison_body(*, reason: str, original: bytes | str) -> str | bytes:
+    """What the poison queue gets for ``original`` (the body as received; text is its UTF-8), never cut:
+
+    ``{"reason", "message": <original text>}`` when the original is UTF-8 text and the wrapper fits
+    a queue message; else ``{"reason", "messageBase64": <base64 of the original bytes>}``; and when
+    not even that fits (an original of more than about 36 KiB that is not quotable text, far beyond
+    the message limit), the original bytes as they came, as the host itself would have moved them
+    (the reason is then in the outcome record and the poisoned-messages metric)."""
+    reason = well_formed(reason)
+    if isinstance(original, str):
+        original = original.encode("utf-8", "surrogatepass")  # a lone surrogate: not UTF-8, base64
+    try:
+        text = original.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        body = dumps_compact({"reason": reason, "message": text})
+        if _fits(body):
+            return body
+    body = dumps_compact({"reason": reason, "messageBase64": base64.b64encode(original).decode("ascii")})
+    return body if _fits(body) else original
+
+
+def _fits(body: str) -> bool:
+    return len(body.encode("utf-8")) <= QUEUE_MESSAGE_BYTES
 
 
 async def send_text(
-    queue: QueueClient, text: str, *, visibility_timeout: int, time_to_live: int = MESSAGE_TIME_TO_LIVE
+    queue: QueueClient,
+    text: str | bytes,
+    *,
+    visibility_timeout: int,
+    time_to_live: int = MESSAGE_TIME_TO_LIVE,
 ) -> None:
-    """Send ``text`` (the queue client base64-encodes it); the queue is created when a send says 404.
+    """Send ``text`` (the queue client base64-encodes it: UTF-8 text, or bytes as they are); the
+    queue is created when a send says 404.
 
     ``time_to_live``: seconds the message stays on the queue unread (-1, the default: until read)."""
     try:

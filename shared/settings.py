@@ -25,6 +25,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StorageSettings",
+    "bounds",
     "is_loopback_host",
     "load_settings",
 ]
@@ -43,6 +44,7 @@ STORAGE_IDENTITY_SUFFIXES: Final = (
 EVENTS_TIME_TO_LIVE_SETTING: Final = "EVENTS_TIME_TO_LIVE_SECONDS"
 
 _MAX_QUEUE_VISIBILITY_SECONDS: Final = 7 * 24 * 3600  # the storage queue's hard limit
+_DAY_SECONDS: Final = 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -67,11 +69,15 @@ SETTINGS: Final[tuple[SettingSpec, ...]] = (
     SettingSpec(STORAGE_SETTING, None, required=True),
     SettingSpec("ARCHIVE_CONTAINER", "entity-archive"),
     SettingSpec("JOBS_QUEUE", "language-jobs"),
-    SettingSpec("POLL_INITIAL_DELAY_SECONDS", "5"),
-    SettingSpec("POLL_MAX_DELAY_SECONDS", "300"),
+    # Number settings carry their bounds: wide enough for any real deployment, narrow enough that
+    # no arithmetic on them overflows. A job's results live 24 hours: a first delay or a sweep grace
+    # longer than that could only let jobs expire unarchived.
+    SettingSpec("POLL_INITIAL_DELAY_SECONDS", "5", minimum=0.001, maximum=_DAY_SECONDS),
+    SettingSpec("POLL_MAX_DELAY_SECONDS", "300", minimum=0.001, maximum=_MAX_QUEUE_VISIBILITY_SECONDS),
     SettingSpec("SWEEP_SCHEDULE", "0 */5 * * * *"),
-    SettingSpec("SWEEP_GRACE_SECONDS", "300"),
-    SettingSpec("LANGUAGE_MAX_REQUESTS_PER_MINUTE", "600"),
+    SettingSpec("SWEEP_GRACE_SECONDS", "300", minimum=0, maximum=_DAY_SECONDS),
+    # S tier: 1,000 a minute; a raised quota is far below this.
+    SettingSpec("LANGUAGE_MAX_REQUESTS_PER_MINUTE", "600", minimum=1, maximum=100_000),
     # The queue that announces every archived job (DESIGN.md, "Archive events"); unset: no events.
     SettingSpec("EVENTS_QUEUE", None),
     # How long an event waits on EVENTS_QUEUE unread: with no consumer (or one that is down) the
@@ -153,17 +159,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         return value.strip()
 
     jobs_queue = _storage_name("JOBS_QUEUE", get("JOBS_QUEUE"), kind="queue", derived_suffix="-poison")
-    initial = _seconds("POLL_INITIAL_DELAY_SECONDS", get("POLL_INITIAL_DELAY_SECONDS"), minimum=0.001)
-    maximum = _seconds("POLL_MAX_DELAY_SECONDS", get("POLL_MAX_DELAY_SECONDS"), minimum=0.001)
+    initial = _seconds("POLL_INITIAL_DELAY_SECONDS", get("POLL_INITIAL_DELAY_SECONDS"))
+    maximum = _seconds("POLL_MAX_DELAY_SECONDS", get("POLL_MAX_DELAY_SECONDS"))
     if maximum < initial:
         raise SettingsError(
             f"POLL_MAX_DELAY_SECONDS ({maximum:g}) is below POLL_INITIAL_DELAY_SECONDS ({initial:g}): "
             "set the cap at least as large as the first delay"
-        )
-    if maximum > _MAX_QUEUE_VISIBILITY_SECONDS:
-        raise SettingsError(
-            f"POLL_MAX_DELAY_SECONDS ({maximum:g}) exceeds the storage queue's 7-day visibility limit "
-            f"({_MAX_QUEUE_VISIBILITY_SECONDS}): set it lower"
         )
     return Settings(
         language_endpoint=_endpoint(get("LANGUAGE_ENDPOINT")),
@@ -177,7 +178,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         poll_initial_delay_seconds=initial,
         poll_max_delay_seconds=maximum,
         sweep_schedule=_ncrontab("SWEEP_SCHEDULE", get("SWEEP_SCHEDULE")),
-        sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS"), minimum=0.0),
+        sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS")),
         language_max_requests_per_minute=_per_minute(
             "LANGUAGE_MAX_REQUESTS_PER_MINUTE", get("LANGUAGE_MAX_REQUESTS_PER_MINUTE")
         ),
@@ -268,14 +269,23 @@ def _events_queue(value: str | None, *, jobs_queue: str) -> str | None:
     return name
 
 
-def _seconds(name: str, value: str | None, *, minimum: float) -> float:
+def bounds(name: str) -> tuple[float, float]:
+    """The (minimum, maximum) of a number setting, as its ``SettingSpec`` declares them."""
+    spec = _SPECS[name]
+    assert spec.minimum is not None, f"{name} is not a number setting"
+    assert spec.maximum is not None, f"{name} is not a number setting"
+    return spec.minimum, spec.maximum
+
+
+def _seconds(name: str, value: str | None) -> float:
     assert value is not None
+    low, high = bounds(name)
     try:
         seconds = float(value)
     except ValueError:
         raise SettingsError(f"{name} {value!r} is not a number of seconds: use e.g. 5 or 2.5") from None
-    if not seconds >= minimum or seconds == float("inf"):
-        raise SettingsError(f"{name} {value!r} is out of range: use a finite number >= {minimum:g}")
+    if not low <= seconds <= high:  # NaN and inf fail too
+        raise SettingsError(f"{name} {value!r} is out of range: use a number from {low:g} to {high:g}")
     return seconds
 
 
@@ -296,12 +306,15 @@ def _whole_seconds(name: str, value: str | None) -> int:
 
 def _per_minute(name: str, value: str | None) -> int:
     assert value is not None
-    hint = "use a whole number of requests a minute >= 1, e.g. 600 (S tier) or 200 (F0/S0)"
+    low, high = bounds(name)
+    hint = (
+        f"use a whole number of requests a minute from {low:g} to {high:g}, e.g. 600 (S tier) or 200 (F0/S0)"
+    )
     try:
         count = int(value)
     except ValueError:
         raise SettingsError(f"{name} {value!r} is not a whole number: {hint}") from None
-    if count < 1:
+    if not low <= count <= high:
         raise SettingsError(f"{name} {value!r} is out of range: {hint}")
     return count
 

@@ -7,6 +7,7 @@ or an account key where one is allowed), or identity-based service URIs with a m
 from __future__ import annotations
 
 import contextlib
+from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,7 +24,14 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .settings import StorageSettings
 
-__all__ = ["JSON_CONTENT", "StorageClients", "create_container_if_missing", "open_storage", "swap_blob"]
+__all__ = [
+    "JSON_CONTENT",
+    "Base64EncodePolicy",
+    "StorageClients",
+    "create_container_if_missing",
+    "open_storage",
+    "swap_blob",
+]
 
 #: Small JSON state blobs (ledger records, the request budget).
 JSON_CONTENT: Final = ContentSettings(content_type="application/json; charset=utf-8")
@@ -34,6 +42,16 @@ JSON_CONTENT: Final = ContentSettings(content_type="application/json; charset=ut
 _CONNECT_TIMEOUT: Final = 10
 _READ_TIMEOUT: Final = 30
 _CLIENT_OPTIONS: Final[dict[str, Any]] = {"retry_total": 3}
+
+
+class Base64EncodePolicy(TextBase64EncodePolicy):
+    """Base64 of UTF-8 text, as the Functions host reads it; bytes go as they are (base64 of them):
+    the poison queue keeps an original that the app could not wrap exactly as it came."""
+
+    def encode(self, content: str | bytes) -> str:
+        if isinstance(content, bytes):
+            return b64encode(content).decode("ascii")
+        return super().encode(content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +66,7 @@ class StorageClients:
 
     def queue(self, name: str) -> QueueClient:
         # Base64 of UTF-8 text: what the Functions host's queue trigger reads by default.
-        return self.queues.get_queue_client(name, message_encode_policy=TextBase64EncodePolicy())
+        return self.queues.get_queue_client(name, message_encode_policy=Base64EncodePolicy())
 
     async def close(self) -> None:
         await self.blobs.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
@@ -20,7 +21,6 @@ from azure.core.exceptions import AzureError
 
 from .events import archived
 from .ledger import is_overdue
-from .messages import InvalidMessage
 from .runtime import Runtime
 from .telemetry import job_attributes
 
@@ -30,6 +30,8 @@ _log = logging.getLogger("archiver.sweep")
 _CONCURRENCY: Final = 16
 #: Jobs re-driven per run at most; the rest wait for the next run (keeps one run short and cheap).
 MAX_PER_RUN: Final = 2000
+#: The most the request budget's lateness adds to the grace: a job's results live 24 hours.
+MAX_LATENESS: Final = 24 * 3600.0
 
 
 @dataclass(slots=True)
@@ -110,6 +112,8 @@ async def _lateness(runtime: Runtime) -> float:
     except AzureError as exc:
         _log.warning("sweep could not read the request budget (%s): judging by SWEEP_GRACE_SECONDS", exc)
         return 0.0
+    # Shared state read from storage: never NaN, negative or beyond a job's lifetime in the grace.
+    late = max(0.0, min(late, MAX_LATENESS)) if math.isfinite(late) else 0.0
     if late > 0:
         _log.info("archiver.sweep: polls come up to %.0f s late (request budget): added to the grace", late)
     return late
@@ -122,17 +126,8 @@ async def _visit(runtime: Runtime, job_id: str, report: SweepReport, *, grace: t
         await runtime.ledger.delete(job_id)
         report.cleaned += 1
         return
-    try:
-        record = await runtime.ledger.get(job_id)
-    except (InvalidMessage, ValueError, KeyError) as exc:
-        report.failed += 1
-        _log.error(
-            "ledger record of job %s is unreadable (%s): left for an operator",
-            job_id,
-            exc,
-            extra=job_attributes(job_id),
-        )
-        return
+    # An unreadable record still names its job: ``get`` keeps it (polled from its id alone).
+    record = await runtime.ledger.get(job_id)
     now = runtime.clock()
     if record is None or not is_overdue(record.next_poll_at, now=now, grace=grace):
         return  # archived or moved on since the listing

@@ -66,6 +66,9 @@ NOT_FOUND_CONFIRMATION: Final = timedelta(minutes=5)
 NOT_FOUND_RECHECK_SECONDS: Final = 60.0
 #: Consecutive polls with unusable answers before the job is given up as ``rejected``.
 MAX_UNUSABLE: Final = 5
+#: The app's own times in a message may run this far ahead of this instance's clock (another
+#: instance's clock); later ones were not written by the app and are ignored.
+CLOCK_SKEW: Final = timedelta(minutes=5)
 #: A poll that would wait longer than this for the request budget goes back on the queue instead,
 #: due when the budget will have room (and the ledger says so): an invocation is not held for minutes.
 MAX_BUDGET_WAIT: Final = 30.0
@@ -127,7 +130,7 @@ async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -
         try:
             message = parse_body(body, settings=runtime.settings)
         except InvalidMessage as exc:
-            await runtime.queues.poison(reason=exc.reason, original=body.decode("utf-8", "replace"))
+            await runtime.queues.poison(reason=exc.reason, original=body)
             runtime.telemetry.message_poisoned(reason=exc.reason)
             result = Result(Outcome.POISONED, reason=exc.reason)
         else:
@@ -172,11 +175,28 @@ class _JobPoll:
     def __init__(self, runtime: Runtime, message: JobMessage, *, dequeue_count: int) -> None:
         self._rt = runtime
         self._now = runtime.clock()
+        self._job_id = message.job_id
+        self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
+        message = self._plausible(message)
         self._message = message if message.first_seen_at else message.evolve(first_seen_at=self._now)
         self._redelivered = dequeue_count > 1
         self._new = message.first_seen_at is None
-        self._job_id = message.job_id
-        self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
+        self._answered = False  # the service showed the job in this invocation
+
+    def _plausible(self, message: JobMessage) -> JobMessage:
+        """``message`` without the app's own times that lie in the future: the app never wrote them."""
+        future = {
+            name: None
+            for name in ("first_seen_at", "seen_at")
+            if (when := getattr(message, name)) is not None and when > self._now + CLOCK_SKEW
+        }
+        if future:
+            self._log.warning(
+                "job %s: the message's own %s lie in the future: ignored, as if absent",
+                self._job_id,
+                " and ".join(sorted(future)),
+            )
+        return message.evolve(**future)
 
     async def run(self) -> Result:
         message = self._message
@@ -188,6 +208,7 @@ class _JobPoll:
                 await self._forget()
                 return Result(Outcome.ALREADY_ARCHIVED, self._job_id)
             if message.ledger_etag is None:
+                message = self._backed(message)
                 etag = await self._rt.ledger.create(message, next_poll_at=self._now)
                 if etag is not None:
                     message = message.evolve(ledger_etag=etag)
@@ -209,6 +230,7 @@ class _JobPoll:
             self._rt.telemetry.polled(PollResult.FAILED)
             return await self._on_failure(message, exc)
         self._rt.telemetry.polled(PollResult.ENDED if page.is_terminal else PollResult.UNFINISHED)
+        self._answered = True
         message = message.evolve(
             seen_at=message.seen_at or self._now,
             expires_at=page.expires or message.expires_at,
@@ -240,7 +262,7 @@ class _JobPoll:
         if isinstance(exc, UntrustedLink):
             return await self._finish(message, "rejected", [_error("UntrustedLink", str(exc))])
         assert isinstance(exc, UnusableResponse)
-        message = message.evolve(unusable=message.unusable + 1)
+        message = message.evolve(unusable=await self._unusable_before(message) + 1)
         if message.unusable >= MAX_UNUSABLE:
             return await self._finish(
                 message, "rejected", [_error("UnusableResponse", f"{MAX_UNUSABLE} polls in a row: {exc}")]
@@ -259,6 +281,7 @@ class _JobPoll:
                 exc,
             )
             return await self._wait(message, WaitReason.CONFIG_FAULT, retry_after=None, cause=exc)
+        message = await self._confirmed(message)
         assert message.first_seen_at is not None
         if message.seen_at is None:
             if self._now - message.first_seen_at < NOT_FOUND_GRACE:
@@ -299,6 +322,56 @@ class _JobPoll:
             retry_after=NOT_FOUND_RECHECK_SECONDS,
             cause=exc,
         )
+
+    async def _confirmed(self, message: JobMessage) -> JobMessage:
+        """``message`` with its own ``seenAt``, ``firstSeenAt`` and ``notFoundSince`` as far as the
+        app's ledger record confirms them. A 404 ends a job on these times, and anyone can forge them
+        in a message: a claim the record does not back is dropped (the job never seen, first seen
+        now, no 404 before), so a forged message can neither end a job ``expired`` nor cut its
+        not-found grace or confirmation (one GET, on a 404 only)."""
+        if self._new and message.seen_at is None:
+            return message  # no claim: first seen now
+        recorded = await self._recorded()
+        assert message.first_seen_at is not None
+        claimed, kept = message.not_found_since, recorded.not_found_since
+        confirmed = message.evolve(
+            seen_at=recorded.seen_at,
+            first_seen_at=max(message.first_seen_at, recorded.first_seen_at or self._now),
+            not_found_since=max(claimed, kept) if claimed is not None and kept is not None else None,
+        )
+        claims = (message.seen_at is not None, message.first_seen_at, message.not_found_since)
+        if (confirmed.seen_at is not None, confirmed.first_seen_at, confirmed.not_found_since) != claims:
+            self._log.warning(
+                "job %s: the message's own seenAt, firstSeenAt or notFoundSince differs from its ledger "
+                "record: record used",
+                self._job_id,
+            )
+        return confirmed
+
+    def _backed(self, message: JobMessage) -> JobMessage:
+        """``message`` as the job's first ledger record may hold it. No record backs the message's
+        own claims yet, so the record keeps only what this invocation saw itself: seen by the
+        service only if it answered now, first seen now (the unusable count is checked apart)."""
+        return message.evolve(seen_at=message.seen_at if self._answered else None, first_seen_at=self._now)
+
+    async def _unusable_before(self, message: JobMessage) -> int:
+        """Unusable answers in a row before this one. The message's count is advisory (anyone can
+        forge it): only the count the app recorded in the job's ledger record counts (one GET, on
+        an unusable answer after another only)."""
+        if message.unusable == 0:
+            return 0
+        recorded = (await self._recorded()).unusable
+        if recorded < message.unusable:
+            self._log.warning(
+                "job %s: the message's own unusable count is not the ledger's: the ledger's is used",
+                self._job_id,
+            )
+        return min(message.unusable, recorded)
+
+    async def _recorded(self) -> JobMessage:
+        """The job's state as the app last wrote it in the ledger (a bare job when there is none)."""
+        record = await self._rt.ledger.get(self._job_id)
+        return record.message if record is not None else JobMessage(job_id=self._job_id)
 
     async def _archive(
         self,
@@ -342,41 +415,35 @@ class _JobPoll:
             attempt=message.attempt,
             retry_after=retry_after,
             now=self._now,
-            deadline=self._deadline(message, page),
+            deadline=_service_deadline(page),
             rand=self._rt.rand,
             floor=self._rt.budget.cycle_seconds(),
         )
         if isinstance(decision, GiveUp):
+            assert page is not None  # no deadline without the service's own answer
             return await self._give_up(message, decision, page=page, cause=cause)
         return await self._reschedule(message, decision)
 
     async def _give_up(
-        self, message: JobMessage, decision: GiveUp, *, page: JobPage | None, cause: Exception | None
+        self, message: JobMessage, decision: GiveUp, *, page: JobPage, cause: Exception | None
     ) -> Result:
         """The job's results are about to be purged, or already are: keep what is done.
 
-        At the expiry margin the job ends ``timedOut`` and the service is asked to stop it; a job
-        the app had seen that is already past its expirationDateTime ends ``expired``.
+        Only the service's own answer of this poll (``page``) leads here, never a time the message
+        carried. At the expiry margin the job ends ``timedOut`` and the service is asked to stop
+        it; a job already past its expirationDateTime ends ``expired``.
         """
-        expires = message.expires_at  # the page's own, once the service has shown the job
-        if message.seen_at is not None and expires is not None and self._now >= expires:
+        expires = page.expires
+        if expires is not None and self._now >= expires:
             status, errors = (
                 "expired",
                 [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
-            )
-        elif message.seen_at is not None and message.not_found_since is not None:
-            # 404s until the expiry margin: the job is gone, there is nothing left to cancel.
-            status, errors = (
-                "expired",
-                [_error("Expired", f"404 since {_iso(message.not_found_since)}, until the expiry margin")],
             )
         else:
             await self._rt.language.cancel(self._job_id, deadline=self._priority(message, page))
             status, errors = "timedOut", [_error("TimedOut", decision.reason)]
         if cause is not None:
             errors.append(_error(type(cause).__name__, str(cause)))
-        if page is None:
-            return await self._finish(message, status, errors)
         return await self._archive(message, page, status=status, errors=errors, giving_up=True)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
@@ -389,6 +456,7 @@ class _JobPoll:
             # No record yet, or this copy's ETag is not the record's: whoever creates the record
             # owns the job. (An ETag naming no record at all, e.g. a hand-made message, must not
             # drop the job: the create below then succeeds.)
+            upcoming = self._backed(upcoming)
             etag = await ledger.create(upcoming, next_poll_at=decision.not_before)
         if etag is None:
             # Another message (a duplicate delivery, or the sweep's re-drive) moved the job on
@@ -485,17 +553,22 @@ class _JobPoll:
             self._log.warning("job %s is archived but its ledger record remains (%s)", self._job_id, exc)
 
     def _priority(self, message: JobMessage, page: JobPage | None) -> float:
-        """The job's rank among requests waiting for the budget: its expiry margin (epoch seconds)."""
-        margin = timedelta(seconds=self._rt.policy.expiry_margin)
-        return (self._deadline(message, page) - margin).timestamp()
+        """The job's rank among requests waiting for the budget: its expiry margin (epoch seconds).
 
-    def _deadline(self, message: JobMessage, page: JobPage | None) -> datetime:
-        if message.expires_at is not None:
-            return message.expires_at
-        if page is not None and page.created is not None:
-            return page.created + RETENTION
+        A rank only: the message's own times (advisory) may order the waiting polls, never end a job."""
+        margin = timedelta(seconds=self._rt.policy.expiry_margin)
         assert message.first_seen_at is not None
-        return message.first_seen_at + RETENTION
+        deadline = _service_deadline(page) or message.expires_at or message.first_seen_at + RETENTION
+        return (deadline - margin).timestamp()
+
+
+def _service_deadline(page: JobPage | None) -> datetime | None:
+    """When the job's results go, as the service's answer of this poll says (``None``: unknown)."""
+    if page is None:
+        return None
+    if page.expires is not None:
+        return page.expires
+    return None if page.created is None else page.created + RETENTION
 
 
 def _error(code: str, message: str) -> dict[str, str]:

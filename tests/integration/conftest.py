@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,8 @@ import function_app
 from local.host.azurite import Azurite
 from local.host.functions import functions_of
 from local.upstream import submit_job
-from shared.runtime import close_process_runtime
+from shared.messages import JobMessage
+from shared.runtime import close_process_runtime, process_runtime
 from shared.settings import Settings, load_settings
 from tests.conftest import EMULATOR_KEY
 
@@ -87,6 +89,14 @@ class Stack:
         return dict(stats.get("byJob", {}).get(job_id, {}))
 
     # -- the Functions side --------------------------------------------------------------
+    async def rescheduled(self, message: JobMessage) -> str:
+        """What the app itself wrote when it rescheduled ``message`` before: its ledger record, and
+        the message text bound to that record (the app's own fields are believed only so far as the
+        record backs them)."""
+        etag = await (await process_runtime()).ledger.create(message, next_poll_at=datetime.now(UTC))
+        assert etag is not None
+        return message.evolve(ledger_etag=etag).to_json()
+
     async def deliver(self, body: str | bytes | Mapping[str, Any], *, dequeue_count: int = 1) -> None:
         """Hand one message to the real queue-triggered function, as the host would."""
         if isinstance(body, Mapping):

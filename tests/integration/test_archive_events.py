@@ -20,6 +20,7 @@ from azure.storage.queue.aio import QueueClient
 
 from local.host.azurite import Azurite, connection_string
 from shared.events import ArchiveEvents
+from shared.messages import JobMessage
 from shared.runtime import Runtime, build_runtime
 from shared.sweep import run_sweep
 from shared.worker import Outcome, handle_message
@@ -113,9 +114,9 @@ async def test_a_job_archived_at_its_first_poll_is_announced_once(stack: Stack) 
 @with_events()
 async def test_a_job_that_ends_not_found_is_announced_with_that_status(stack: Stack) -> None:
     job_id = str(uuid.uuid4())  # the service never heard of it, and the grace has long passed
-    seen = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    seen = datetime.now(UTC) - timedelta(minutes=5)
 
-    await stack.deliver({"jobId": job_id, "_poll": {"firstSeenAt": seen}})
+    await stack.deliver(await stack.rescheduled(JobMessage(job_id=job_id, attempt=1, first_seen_at=seen)))
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from shared.language import InPlaceRetry
+from shared.messages import JobMessage
 from shared.request_budget import Unlimited
 from shared.runtime import Runtime, build_runtime
 from shared.worker import MAX_UNUSABLE, Outcome, handle_message
@@ -135,9 +137,10 @@ async def test_an_answer_too_deep_to_parse_ends_the_job_rejected_with_the_reason
     nested = "[" * 100_000 + "]" * 100_000
     deep = f'{{"jobId": "{job_id}", "status": "succeeded", "x": {nested}}}'
     await stack.admin("POST", f"jobs/{job_id}/overrides", {"cannedPages": [deep]})
-    message = {"jobId": job_id, "_poll": {"attempt": 4, "unusable": MAX_UNUSABLE - 1}}
+    before = JobMessage(job_id=job_id, attempt=4, unusable=MAX_UNUSABLE - 1, first_seen_at=datetime.now(UTC))
+    message = await stack.rescheduled(before)  # the app's own count, backed by its ledger record
 
-    result = await handle_message(json.dumps(message).encode(), dequeue_count=1, runtime=runtime)
+    result = await handle_message(message.encode(), dequeue_count=1, runtime=runtime)
 
     assert (result.outcome, result.status) == (Outcome.ARCHIVED, "rejected")
     manifest = await stack.manifest(job_id)

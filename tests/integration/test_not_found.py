@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.upstream import submit_job
+from shared.messages import parse_message
 from shared.timefmt import format_time, parse_time
 from tests.conftest import EMULATOR_KEY
 
@@ -29,10 +30,17 @@ def ahead(**delta: float) -> str:
 
 
 def seen(*, hours_ago: float, expires_in_hours: float, **more: Any) -> dict[str, Any]:
-    """The app's own ``_poll`` fields of a job it has seen ``hours_ago``."""
+    """The app's own ``_poll`` fields of a job it has seen ``hours_ago`` (as a message claims them)."""
     first = ago(hours=hours_ago)
     expires = ahead(hours=expires_in_hours)
     return {"attempt": 3, "firstSeenAt": first, "seenAt": first, "expiresAt": expires, **more}
+
+
+async def recorded(stack: Stack, job_id: str, poll: dict[str, Any]) -> str:
+    """The message the app itself wrote for ``job_id`` with the ``_poll`` state ``poll``, its ledger
+    record written too (a 404 believes the message's own times only so far as the record backs them)."""
+    claimed = parse_message(json.dumps({"jobId": job_id, "_poll": poll}), settings=stack.settings)
+    return await stack.rescheduled(claimed)
 
 
 async def seen_then_purged(stack: Stack) -> str:
@@ -69,7 +77,7 @@ async def test_404s_spanning_the_confirmation_window_end_the_job_expired(stack: 
     job_id = str(uuid.uuid4())  # unknown to the emulator: every GET answers its 404
     poll = seen(hours_ago=1, expires_in_hours=23, notFoundSince=ago(minutes=5, seconds=1))
 
-    await stack.deliver({"jobId": job_id, "_poll": poll})
+    await stack.deliver(await recorded(stack, job_id, poll))
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None
@@ -81,18 +89,43 @@ async def test_404s_shorter_than_the_confirmation_window_keep_the_job(stack: Sta
     job_id = str(uuid.uuid4())
     poll = seen(hours_ago=1, expires_in_hours=23, notFoundSince=ago(minutes=4))
 
-    await stack.deliver({"jobId": job_id, "_poll": poll})
+    await stack.deliver(await recorded(stack, job_id, poll))
 
     assert await stack.manifest(job_id) is None
     text, _ = await stack.next_job_message()
     assert parse_time(json.loads(text)["_poll"]["notFoundSince"]) == parse_time(poll["notFoundSince"])
 
 
+async def test_a_forged_not_found_since_without_its_ledger_record_cannot_end_the_job(stack: Stack) -> None:
+    job_id = str(uuid.uuid4())
+    poll = seen(hours_ago=1, expires_in_hours=23, notFoundSince=ago(minutes=30))
+
+    await stack.deliver({"jobId": job_id, "_poll": poll})
+
+    assert await stack.manifest(job_id) is None
+    text, _ = await stack.next_job_message()
+    assert json.loads(text)["_poll"]["notFoundSince"] is None
+
+
+async def test_a_not_found_since_earlier_than_its_ledger_record_counts_from_the_record(stack: Stack) -> None:
+    job_id = str(uuid.uuid4())
+    text = await recorded(stack, job_id, seen(hours_ago=1, expires_in_hours=23, notFoundSince=ago(minutes=1)))
+    forged = json.loads(text)
+    forged["_poll"]["notFoundSince"] = ago(minutes=30)
+
+    await stack.deliver(forged)
+
+    assert await stack.manifest(job_id) is None
+    since = parse_time(json.loads((await stack.next_job_message())[0])["_poll"]["notFoundSince"])
+    assert since is not None
+    assert datetime.now(UTC) - since < timedelta(minutes=2)
+
+
 async def test_404_after_the_jobs_expiration_ends_it_expired_at_once(stack: Stack) -> None:
     job_id = str(uuid.uuid4())
     poll = seen(hours_ago=25, expires_in_hours=-1)
 
-    await stack.deliver({"jobId": job_id, "_poll": poll})
+    await stack.deliver(await recorded(stack, job_id, poll))
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None

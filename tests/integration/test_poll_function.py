@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from local.emulator import EmulatorConfig, serve
+from shared.messages import JobMessage
 from shared.runtime import close_process_runtime, process_runtime
 from shared.settings import SettingsError
 from tests.conftest import EMULATOR_KEY
@@ -257,9 +258,9 @@ async def test_cancelled_job_gets_a_cancelled_manifest(stack: Stack) -> None:
 
 async def test_unknown_job_ends_not_found_once_past_the_first_minute(stack: Stack) -> None:
     job_id = str(uuid.uuid4())
-    long_ago = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
 
-    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 3, "firstSeenAt": long_ago}})
+    await stack.deliver(await stack.rescheduled(JobMessage(job_id=job_id, attempt=3, first_seen_at=long_ago)))
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None
@@ -296,7 +297,7 @@ async def test_unknown_job_seen_for_the_first_time_gets_a_short_grace(stack: Sta
             ),
             "foreign-operation-location",
         ),
-        (json.dumps({"jobId": str(uuid.uuid4()), "padding": "x" * 45000}), "oversized"),
+        (json.dumps({"jobId": str(uuid.uuid4()), "metadata": {"padding": "x" * 45000}}), "oversized"),
     ],
 )
 async def test_message_that_can_never_succeed_goes_to_poison_with_its_reason(

@@ -13,10 +13,11 @@ import pytest
 from aiohttp import web
 
 from local.emulator import EmulatorConfig, serve
+from shared.messages import JobMessage
 from shared.runtime import build_runtime, close_process_runtime
 from shared.settings import load_settings
 from shared.timefmt import parse_time
-from shared.worker import handle_message
+from shared.worker import MAX_UNUSABLE, handle_message
 from tests.conftest import EMULATOR_KEY
 from tests.support import serve_local
 
@@ -97,11 +98,13 @@ async def test_malformed_body_is_retried_and_then_rescheduled(stack: Stack, faul
     assert json.loads(text)["_poll"]["unusable"] == 1
 
 
-async def test_pages_that_never_parse_end_the_job_rejected(stack: Stack) -> None:
+async def test_pages_that_never_parse_end_the_job_rejected_after_the_usual_polls(stack: Stack) -> None:
     job_id = await stack.submit()
     await stack.admin("POST", f"jobs/{job_id}/overrides", {"malformedPages": True})
+    # The app's own record of the polls before: all but the last one unusable.
+    pending = JobMessage(job_id=job_id, attempt=MAX_UNUSABLE - 1, unusable=MAX_UNUSABLE - 1)
 
-    await stack.deliver({"jobId": job_id, "_poll": {"attempt": 4, "unusable": 4}})
+    await stack.deliver(await stack.rescheduled(pending))
 
     manifest = await stack.manifest(job_id)
     assert manifest is not None

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.messages import MAX_MESSAGE_BYTES, InvalidMessage, JobMessage, parse_message
+from shared.messages import (
+    LATEST_TIME as LATEST,
+)
+from shared.messages import (
+    MAX_DEPTH,
+    MAX_MESSAGE_BYTES,
+    MAX_POLL_BYTES,
+    QUEUE_MESSAGE_BYTES,
+    InvalidMessage,
+    JobMessage,
+    parse_message,
+)
 from shared.settings import load_settings
 
 SETTINGS = load_settings(
@@ -311,18 +323,31 @@ def test_field_of_the_wrong_type_or_size_is_invalid_field(body: dict[str, object
 # --- poison: size --------------------------------------------------------------------------------
 
 
-def padded_to(size: int) -> str:
-    """A valid message of exactly ``size`` UTF-8 bytes (trailing whitespace is allowed)."""
-    text = json.dumps({"jobId": JOB_ID})
-    return text + " " * (size - len(text.encode()))
+def compact_of(size: int, *, char: str = "x") -> str:
+    """A compact message of exactly ``size`` UTF-8 bytes: its metadata value is ``char`` repeated,
+    topped up with ASCII to the byte."""
+
+    def text(note: str) -> str:
+        return json.dumps(
+            {"jobId": JOB_ID, "metadata": {"note": note}}, ensure_ascii=False, separators=(",", ":")
+        )
+
+    room = size - len(text("").encode())
+    width = len(char.encode())
+    result = text(char * (room // width) + "x" * (room % width))
+    assert len(result.encode()) == size
+    return result
 
 
-def test_message_of_exactly_the_size_limit_is_accepted() -> None:
-    assert parse(padded_to(MAX_MESSAGE_BYTES)).job_id == JOB_ID
+@pytest.mark.parametrize("char", ["x", "é", "€", "🗂"], ids=["ascii", "2-byte", "3-byte", "4-byte"])
+def test_compact_message_of_exactly_the_size_limit_is_accepted(char: str) -> None:
+    text = compact_of(MAX_MESSAGE_BYTES, char=char)
+
+    assert parse(text).public_size() == len(text.encode()) == MAX_MESSAGE_BYTES
 
 
-def test_message_one_byte_over_the_size_limit_is_oversized() -> None:
-    assert poison_code(padded_to(MAX_MESSAGE_BYTES + 1)) == "oversized"
+def test_compact_message_one_byte_over_the_size_limit_is_oversized() -> None:
+    assert poison_code(compact_of(MAX_MESSAGE_BYTES + 1)) == "oversized"
 
 
 def test_size_limit_counts_utf8_bytes_not_characters() -> None:
@@ -333,6 +358,45 @@ def test_size_limit_counts_utf8_bytes_not_characters() -> None:
     assert len(text) < MAX_MESSAGE_BYTES < len(text.encode())
 
     assert poison_code(text) == "oversized"
+
+
+def test_escaped_non_ascii_counts_as_its_utf8_not_as_its_escape() -> None:
+    # "\u00e9" is 6 bytes in the body and 2 in what the app writes: the limit is on the latter.
+    text = json.dumps({"jobId": JOB_ID, "metadata": {"note": "é" * (MAX_MESSAGE_BYTES // 6 + 500)}})
+    assert len(text.encode()) > MAX_MESSAGE_BYTES
+
+    assert parse(text).public_size() <= MAX_MESSAGE_BYTES
+
+
+def test_whitespace_unknown_fields_and_the_apps_poll_state_are_not_counted() -> None:
+    text = compact_of(MAX_MESSAGE_BYTES)
+    body = json.loads(text)
+    body["producerNote"] = "y" * 2000
+    body["_poll"] = {"attempt": 3, "firstSeenAt": "2024-11-01T12:00:00Z"}
+    padded = json.dumps(body, indent=4, ensure_ascii=False)
+
+    assert parse(padded).public_size() == MAX_MESSAGE_BYTES
+
+
+def test_body_larger_than_a_queue_message_is_oversized_before_parsing() -> None:
+    assert poison_code(" " * (QUEUE_MESSAGE_BYTES + 1) + "{") == "oversized"
+
+
+def test_rescheduled_message_of_a_message_at_the_limit_fits_the_queue_with_room_to_spare() -> None:
+    message = parse(compact_of(MAX_MESSAGE_BYTES, char="é")).evolve(
+        attempt=999_999,
+        unusable=999_999,
+        first_seen_at=LATEST,
+        seen_at=LATEST,
+        expires_at=LATEST,
+        due_at=LATEST,
+        ledger_etag='"' + "e" * 126 + '"',
+    )
+
+    written = message.to_json().encode()
+
+    assert len(written) <= message.public_size() + MAX_POLL_BYTES <= QUEUE_MESSAGE_BYTES - 1024
+    assert parse(written.decode()) == message
 
 
 # --- the app's own poll state --------------------------------------------------------------------
@@ -426,20 +490,27 @@ def test_partial_poll_state_defaults_the_missing_counters() -> None:
 
 
 @pytest.mark.parametrize(
-    "poll",
+    ("poll", "ignored"),
     [
-        "attempt=3",
-        [3],
-        {"attempt": -1},
-        {"attempt": "3"},
-        {"attempt": 1.5},
-        {"attempt": True},
-        {"unusable": -2},
-        {"unusable": False},
-        {"ledgerEtag": 123},
-        {"firstSeenAt": "yesterday"},
-        {"seenAt": 1730462400},
-        {"expiresAt": "2024-13-01T00:00:00Z"},
+        ("attempt=3", "_poll"),
+        ([3], "_poll"),
+        ({"attempt": -1}, "attempt"),
+        ({"attempt": "3"}, "attempt"),
+        ({"attempt": 1.5}, "attempt"),
+        ({"attempt": True}, "attempt"),
+        ({"attempt": 10**30}, "attempt"),
+        ({"attempt": 1, "unusable": -2}, "unusable"),
+        ({"attempt": 1, "unusable": False}, "unusable"),
+        ({"attempt": 1, "unusable": 2}, "unusable"),
+        ({"ledgerEtag": 123}, "ledgerEtag"),
+        ({"ledgerEtag": '"etag"\r\nX-Header: 1'}, "ledgerEtag"),
+        ({"ledgerEtag": "e" * 129}, "ledgerEtag"),
+        ({"firstSeenAt": "yesterday"}, "firstSeenAt"),
+        ({"seenAt": 1730462400}, "seenAt"),
+        ({"expiresAt": "2024-13-01T00:00:00Z"}, "expiresAt"),
+        ({"dueAt": "9999-12-31T23:59:59Z"}, "dueAt"),
+        ({"firstSeenAt": "0001-01-01T00:00:00Z"}, "firstSeenAt"),
+        ({"seenAt": "9999-12-31T23:59:59-05:00"}, "seenAt"),
     ],
     ids=[
         "string",
@@ -448,13 +519,102 @@ def test_partial_poll_state_defaults_the_missing_counters() -> None:
         "string-attempt",
         "float-attempt",
         "bool-attempt",
+        "huge-attempt",
         "negative-unusable",
         "bool-unusable",
+        "unusable-above-attempts",
         "numeric-etag",
+        "etag-with-header-injection",
+        "etag-too-long",
         "unparseable-time",
         "numeric-time",
         "impossible-month",
+        "time-at-datetime-max",
+        "time-at-datetime-min",
+        "time-overflowing-to-utc",
     ],
 )
-def test_malformed_poll_state_is_invalid_field(poll: object) -> None:
-    assert poison_code(json.dumps({"jobId": JOB_ID, "_poll": poll})) == "invalid-field"
+def test_malformed_poll_field_is_ignored_as_if_absent_with_a_warning_naming_it(
+    poll: object, ignored: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="archiver.messages"):
+        message = parse_object({"jobId": JOB_ID, "displayName": "kept", "_poll": poll})
+
+    # The same as the message without the field (the whole _poll when that is what is malformed).
+    sound = {k: v for k, v in (poll.items() if isinstance(poll, dict) else ()) if k != ignored}
+    assert message == parse_object({"jobId": JOB_ID, "displayName": "kept", "_poll": sound})
+    [record] = caplog.records
+    assert ignored in record.getMessage()
+    assert record.levelno == logging.WARNING
+    assert record.jobId == JOB_ID  # type: ignore[attr-defined]
+
+
+def test_poll_warning_never_carries_the_fields_value(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq"
+    with caplog.at_level(logging.WARNING, logger="archiver.messages"):
+        parse_object({"jobId": JOB_ID, "_poll": {"ledgerEtag": secret + "\n", "firstSeenAt": secret}})
+
+    assert caplog.records
+    assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+def test_a_sound_field_beside_a_malformed_one_is_kept() -> None:
+    message = parse_object({"jobId": JOB_ID, "_poll": {"attempt": 4, "seenAt": "soon"}})
+
+    assert (message.attempt, message.seen_at) == (4, None)
+
+
+# --- text that is not valid Unicode, depth, numbers -------------------------------------------
+
+
+def with_job_id(members: str) -> str:
+    """A JSON object text naming the job, then ``members`` as written."""
+    return '{"jobId": "' + JOB_ID + '", ' + members + "}"
+
+
+def test_lone_surrogates_are_replaced_by_the_replacement_character() -> None:
+    text = with_job_id(
+        '"displayName": "cut \\ud83d", "correlationId": "\\ude00x", '
+        '"metadata": {"k\\udc00": "v\\ud800\\ud800"}'
+    )
+
+    message = parse(text)
+
+    assert message.display_name == "cut \ufffd"
+    assert message.correlation_id == "\ufffdx"
+    assert dict(message.metadata) == {"k\ufffd": "v\ufffd\ufffd"}
+    assert message.to_json().encode("utf-8")  # writable as UTF-8: no UnicodeEncodeError
+
+
+def test_a_valid_surrogate_pair_escape_is_the_character_it_encodes() -> None:
+    message = parse(with_job_id('"displayName": "\\ud83d\\uddc2"'))
+
+    assert message.display_name == "🗂"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 100_000])
+def test_nesting_deeper_than_the_bound_is_too_deep(depth: int) -> None:
+    text = with_job_id('"x": ' + "[" * (depth - 1) + "]" * (depth - 1))
+
+    assert poison_code(text[:QUEUE_MESSAGE_BYTES]) in {"too-deep"}
+
+
+def test_nesting_at_the_bound_is_accepted() -> None:
+    text = with_job_id('"x": ' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1))
+
+    assert parse(text).job_id == JOB_ID
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = json.dumps({"jobId": JOB_ID, "displayName": "[" * 1000, "metadata": {"k": "{" * 1000}})
+
+    assert parse(text).display_name == "[" * 1000
+
+
+@pytest.mark.parametrize("number", ["1" * 5000, "1e999999", "-1e400", "NaN", "Infinity"])
+def test_huge_or_odd_numbers_in_unknown_fields_are_harmless(number: str) -> None:
+    assert parse(with_job_id('"x": ' + number)).job_id == JOB_ID
+
+
+def test_a_huge_number_as_the_attempt_count_is_ignored() -> None:
+    assert parse(with_job_id('"_poll": {"attempt": ' + "9" * 5000 + "}")).attempt == 0

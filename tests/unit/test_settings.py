@@ -6,7 +6,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from shared.settings import SETTINGS, Settings, SettingsError, load_settings
+from shared.settings import SETTINGS, Settings, SettingsError, bounds, load_settings
 
 ENDPOINT = "https://myres.cognitiveservices.azure.com"
 BASE = {"LANGUAGE_ENDPOINT": ENDPOINT, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
@@ -273,6 +273,55 @@ def test_an_events_time_to_live_within_its_bounds_is_accepted(value: str) -> Non
     assert load(EVENTS_TIME_TO_LIVE_SECONDS=value).events_time_to_live_seconds == int(value)
 
 
+NUMBER_SETTINGS = [
+    "POLL_INITIAL_DELAY_SECONDS",
+    "POLL_MAX_DELAY_SECONDS",
+    "SWEEP_GRACE_SECONDS",
+    "LANGUAGE_MAX_REQUESTS_PER_MINUTE",
+    "EVENTS_TIME_TO_LIVE_SECONDS",
+]
+
+
+def test_every_number_setting_declares_finite_bounds() -> None:
+    specs = {spec.name: spec for spec in SETTINGS}
+    for name in NUMBER_SETTINGS:
+        low, high = bounds(name)
+        assert (specs[name].minimum, specs[name].maximum) == (low, high)
+        assert 0 <= low <= float(specs[name].default or "nan") <= high < float("inf")
+
+
+@pytest.mark.parametrize(
+    ("name", "maximum"),
+    [
+        ("POLL_INITIAL_DELAY_SECONDS", 86400),
+        ("POLL_MAX_DELAY_SECONDS", 604800),
+        ("SWEEP_GRACE_SECONDS", 86400),
+        ("LANGUAGE_MAX_REQUESTS_PER_MINUTE", 100_000),
+        ("EVENTS_TIME_TO_LIVE_SECONDS", 2_592_000),
+    ],
+)
+def test_a_number_setting_at_its_maximum_is_accepted_and_one_above_is_a_one_line_error_naming_its_bounds(
+    name: str, maximum: int
+) -> None:
+    env = {**BASE, "POLL_MAX_DELAY_SECONDS": "604800"}
+    load_settings({**env, name: str(maximum)})
+
+    message = settings_error({**env, name: str(maximum + 1)})
+
+    assert message.startswith(f"{name} ")
+    assert f"to {maximum}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["3e11", "1e400", "-inf", "NaN", "1" * 5000])
+@pytest.mark.parametrize("name", NUMBER_SETTINGS)
+def test_huge_or_non_finite_numbers_are_rejected_naming_the_setting(name: str, value: str) -> None:
+    message = settings_error({**BASE, name: value})
+
+    assert message.startswith(f"{name} ")
+    assert "\n" not in message
+
+
 def test_a_request_budget_of_one_a_minute_is_accepted() -> None:
     assert load(LANGUAGE_MAX_REQUESTS_PER_MINUTE="1").language_max_requests_per_minute == 1
 
@@ -302,7 +351,7 @@ def test_max_delay_beyond_the_queue_seven_day_visibility_limit_is_rejected() -> 
     message = settings_error({**BASE, "POLL_MAX_DELAY_SECONDS": str(7 * 24 * 3600 + 1)})
 
     assert "POLL_MAX_DELAY_SECONDS" in message
-    assert "7-day" in message
+    assert "604800" in message  # the queue's 7-day visibility limit
 
 
 # --- names and formats ---------------------------------------------------------------------------
