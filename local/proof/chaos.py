@@ -3,7 +3,7 @@
 Azurite keeps its data on disk and sits behind latency proxies (a few ms per request, so that kills
 land between two storage writes); the Language emulator injects 429s, 5xx, resets, slow and cut-off
 answers. Jobs of varied lifecycles (finished at the first poll, running for several polls, paged
-results, failed, partiallyCompleted, a few purged while tracked) are enqueued with 10 % duplicate
+results, failed, partiallyCompleted, a few the service no longer knows) are enqueued with 10 % duplicate
 deliveries and a few malformed messages. Two or more worker processes run the real
 ``function_app`` through the local queue runner (``local.host.worker``); they are SIGKILLed at
 random instants while an invocation is in flight and restarted, the sweep fires every few seconds,
@@ -39,7 +39,7 @@ from local.host.azurite import Azurite, connection_string
 from local.host.process import WorkerProcess, run_folder
 from local.proof.judge import Expectation, Verdict, judge
 from local.proof.plan import API_KEY, BAD_MESSAGES, FAULTS, ChaosPlan, ChaosReport
-from local.proof.workload import drop_app_message, enqueue_messages, purge_seen, submit_jobs
+from local.proof.workload import drop_app_message, enqueue_messages, purge, submit_jobs
 
 __all__ = ["run_chaos"]
 
@@ -84,6 +84,7 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "60000",
             }
             jobs = await submit_jobs(http, emulator.base_url, plan)
+            await purge(http, emulator.base_url, [job_id for job_id, cycle in jobs.items() if cycle.purge])
             expected = {
                 job_id: Expectation(statuses=cycle.statuses, documents=cycle.documents)
                 for job_id, cycle in jobs.items()
@@ -107,7 +108,6 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                 )
                 for n in range(plan.workers)
             ]
-            purged = [job_id for job_id, cycle in jobs.items() if cycle.purge]
             started = time.monotonic()
             try:
                 for worker in workers:
@@ -120,7 +120,6 @@ async def run_chaos(plan: ChaosPlan, *, workdir: Path) -> ChaosReport:
                     report,
                     http=http,
                     emulator_url=emulator.base_url,
-                    purged=purged,
                     environ=environ,
                 )
             finally:
@@ -155,7 +154,6 @@ async def _orchestrate(
     *,
     http: aiohttp.ClientSession,
     emulator_url: str,
-    purged: Sequence[str],
     environ: Mapping[str, str],
 ) -> float:
     """Kill, restart, take storage down and purge jobs until the work is over or time is up.
@@ -176,7 +174,6 @@ async def _orchestrate(
         jobs=report.verdict.jobs,
         stall=plan.lease_seconds + plan.sweep_grace_seconds + 10,
     )
-    to_purge = set(purged)
     while loop.time() < deadline:
         now = loop.time()
         faulting = report.kills < plan.kills or report.outages < plan.outages or report.drops < plan.drops
@@ -207,8 +204,6 @@ async def _orchestrate(
                 report.drops += 1
                 last_fault = time.time()
             next_drop = loop.time() + rng.expovariate(1 / plan.drop_every)
-        if to_purge:
-            to_purge -= await purge_seen(http, emulator_url, azurite.connection_string, environ, to_purge)
         if loop.time() >= next_check:
             if await progress.over():
                 break  # a run too short for its planned faults fails on their count

@@ -62,7 +62,7 @@ class Lifecycle:
     statuses: frozenset[str]
     not_started_seconds: float = 0.0
     running_seconds: float = 0.0
-    purge: bool = False  # purged by the service once the app has seen it running
+    purge: bool = False  # purged by the service before the app first polls it
 
 
 LIFECYCLES: Final = (
@@ -111,13 +111,15 @@ LIFECYCLES: Final = (
         statuses=frozenset({"partiallyCompleted"}),
         running_seconds=2,
     ),
-    # Seen running by the app (its ledger record says so), then purged by the service: expired.
+    # Purged by the service before the app first polls it (404 from the start): notFound once the
+    # 60-s grace is over. A 404 for a job the app has seen is confirmed over 5 minutes, longer than
+    # a chaos run; tests/integration/test_not_found.py proves that path.
     Lifecycle(
         name="purged",
         share=0.03,
         documents=3,
         tasks=(_PREBUILT, _CUSTOM),
-        statuses=frozenset({"expired"}),
+        statuses=frozenset({"notFound"}),
         running_seconds=3600,
         purge=True,
     ),

@@ -1,25 +1,24 @@
 """What the chaos run does to the app from outside: submit and enqueue the jobs (duplicates and bad
-messages among them), lose one of the app's own next-poll messages, purge jobs the app has seen.
+messages among them), lose one of the app's own next-poll messages, purge jobs before the app first
+polls them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 import aiohttp
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.storage.blob.aio import ContainerClient
+from azure.core.exceptions import AzureError
 from azure.storage.queue.aio import QueueClient
 
 from local.proof.plan import API_KEY, BAD_MESSAGES, TEXT, ChaosPlan, Lifecycle
 from local.upstream import enqueue_all, submit_job
 
-__all__ = ["drop_app_message", "enqueue_messages", "purge_seen", "submit_jobs"]
+__all__ = ["drop_app_message", "enqueue_messages", "purge", "submit_jobs"]
 
 
 async def submit_jobs(
@@ -93,29 +92,10 @@ def _text(content: object) -> str:
     return base64.b64decode(str(content)).decode("utf-8", "replace")
 
 
-async def purge_seen(
-    http: aiohttp.ClientSession,
-    emulator_url: str,
-    connection_string: str,
-    environ: Mapping[str, str],
-    job_ids: set[str],
-) -> set[str]:
-    """Purge those of ``job_ids`` whose ledger record shows the app has seen them; the ones purged."""
-    seen: set[str] = set()
-    try:
-        async with ContainerClient.from_connection_string(
-            connection_string, f"{environ['ARCHIVE_CONTAINER']}-ledger", retry_total=0
-        ) as ledger:
-            for job_id in job_ids:
-                with contextlib.suppress(ResourceNotFoundError):
-                    record = json.loads(await (await ledger.download_blob(f"{job_id}.json")).readall())
-                    if record["message"].get("_poll", {}).get("seenAt"):
-                        seen.add(job_id)
-    except AzureError:
-        return set()  # storage is down: next time
-    for job_id in seen:
+async def purge(http: aiohttp.ClientSession, emulator_url: str, job_ids: Sequence[str]) -> None:
+    """The service forgets ``job_ids`` (404 from now on), before the app first polls them."""
+    for job_id in job_ids:
         async with http.post(
             f"{emulator_url}/_emulator/jobs/{job_id}/overrides", json={"purge": True}
         ) as response:
             response.raise_for_status()
-    return seen
