@@ -8,6 +8,7 @@ retries and poison queue mean what they should.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,7 @@ from .language import (
 )
 from .messages import InvalidMessage, JobMessage, parse_body
 from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
+from .request_budget import BudgetBusy
 from .runtime import Runtime
 from .telemetry import (
     ATTEMPT,
@@ -59,8 +61,9 @@ RETENTION: Final = timedelta(hours=24)
 NOT_FOUND_GRACE: Final = timedelta(seconds=60)
 #: Consecutive polls with unusable answers before the job is given up as ``rejected``.
 MAX_UNUSABLE: Final = 5
-#: A poll that would wait longer than this for the request budget goes back on the queue instead,
-#: due when the budget will have room (and the ledger says so): an invocation is not held for minutes.
+#: The most an invocation waits for the request budget, all its requests and in-place retries
+#: together (DESIGN.md): past it the poll goes back on the queue, due when the budget will have
+#: room (and the ledger says so), and the invocation returns.
 MAX_BUDGET_WAIT: Final = 30.0
 
 
@@ -170,6 +173,8 @@ class _JobPoll:
         self._new = message.first_seen_at is None
         self._job_id = message.job_id
         self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
+        # Event-loop time, as the budget's waits are timed: immune to the wall clock's jumps.
+        self._give_up_at = asyncio.get_running_loop().time() + MAX_BUDGET_WAIT
 
     async def run(self) -> Result:
         message = self._message
@@ -197,7 +202,11 @@ class _JobPoll:
                 message, PollAgain(delay=wait, not_before=self._now + timedelta(seconds=wait))
             )
         try:
-            page = await self._rt.language.get_job(self._job_id, deadline=self._priority(message, None))
+            page = await self._rt.language.get_job(
+                self._job_id, deadline=self._priority(message, None), give_up_at=self._give_up_at
+            )
+        except BudgetBusy as exc:
+            return await self._budget_busy(message, exc, page=None)
         except LanguageError as exc:
             self._rt.telemetry.polled(PollResult.FAILED)
             return await self._on_failure(message, exc)
@@ -251,9 +260,13 @@ class _JobPoll:
         self, message: JobMessage, page: JobPage, *, status: str, errors: Sequence[Any]
     ) -> Result:
         try:
-            rest = await self._rt.language.get_remaining_pages(page, deadline=self._priority(message, page))
+            rest = await self._rt.language.get_remaining_pages(
+                page, deadline=self._priority(message, page), give_up_at=self._give_up_at
+            )
             pages = [page, *rest]
             items = merge_task_items(pages)
+        except BudgetBusy as exc:
+            return await self._budget_busy(message, exc, page=page)
         except MalformedJob as exc:
             return await self._on_failure(message, UnusableResponse(f"job {self._job_id}: {exc}"))
         except LanguageError as exc:
@@ -306,13 +319,25 @@ class _JobPoll:
                 [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
             )
         else:
-            await self._rt.language.cancel(self._job_id, deadline=self._priority(message, page))
+            await self._rt.language.cancel(
+                self._job_id, deadline=self._priority(message, page), give_up_at=self._give_up_at
+            )
             status, errors = "timedOut", [_error("TimedOut", decision.reason)]
         if cause is not None:
             errors.append(_error(type(cause).__name__, str(cause)))
         if page is None:
             return await self._finish(message, status, errors)
         return await self._archive(message, page, status=status, errors=errors)
+
+    async def _budget_busy(self, message: JobMessage, busy: BudgetBusy, *, page: JobPage | None) -> Result:
+        """The invocation has waited for the budget as long as it may: the poll goes back on the
+        queue, due when the budget likely has room (never past the job's expiry margin), and the
+        ledger records that time, so the sweep does not take the wait for a lost message."""
+        now = self._rt.clock()
+        wait = max(1.0, min(busy.wait, self._priority(message, page) - now.timestamp()))
+        self._log.info("job %s: %s; polled again in %.0f s", self._job_id, busy, wait)
+        decision = PollAgain(delay=wait, not_before=now + timedelta(seconds=wait))
+        return await self._reschedule(message, decision)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
         upcoming = message.evolve(attempt=message.attempt + 1, due_at=decision.not_before)
