@@ -65,6 +65,12 @@ MAX_UNUSABLE: Final = 5
 #: together (DESIGN.md): past it the poll goes back on the queue, due when the budget will have
 #: room (and the ledger says so), and the invocation returns.
 MAX_BUDGET_WAIT: Final = 30.0
+#: A poll expected to wait longer than this for the budget first moves its ledger due time past
+#: the wait bound, when the sweep could otherwise take the wait for a lost message.
+_RECORDED_WAIT: Final = 1.0
+#: What an invocation does after its budget wait (page GETs, blob writes, the reschedule): the
+#: ledger's due time moved for a wait leaves it this much room.
+_OWN_WORK: Final = 10.0
 
 
 #: Faults that keep the job: how loudly to say so, what an operator should check, how to wait.
@@ -201,6 +207,7 @@ class _JobPoll:
             return await self._reschedule(
                 message, PollAgain(delay=wait, not_before=self._now + timedelta(seconds=wait))
             )
+        message = await self._record_wait(message)
         try:
             page = await self._rt.language.get_job(
                 self._job_id, deadline=self._priority(message, None), give_up_at=self._give_up_at
@@ -328,6 +335,20 @@ class _JobPoll:
         if page is None:
             return await self._finish(message, status, errors)
         return await self._archive(message, page, status=status, errors=errors)
+
+    async def _record_wait(self, message: JobMessage) -> JobMessage:
+        """Before a poll waits for the budget, its ledger due time moves past the wait (one write,
+        only when the sweep could re-drive the job meanwhile): the sweep never re-drives a job whose
+        poll is only waiting. Without a record (a first delivery) there is nothing to re-drive."""
+        if message.ledger_etag is None or self._rt.budget.estimated_wait() <= _RECORDED_WAIT:
+            return message
+        held_until = self._now + timedelta(seconds=MAX_BUDGET_WAIT + _OWN_WORK)
+        overdue_at = (message.due_at or self._now) + timedelta(seconds=self._rt.settings.sweep_grace_seconds)
+        if overdue_at > held_until:
+            return message
+        etag = await self._rt.ledger.replace(message, next_poll_at=held_until, etag=message.ledger_etag)
+        # ``None``: another copy moved the job on meanwhile; the reschedule below sorts that out.
+        return message if etag is None else message.evolve(ledger_etag=etag)
 
     async def _budget_busy(self, message: JobMessage, busy: BudgetBusy, *, page: JobPage | None) -> Result:
         """The invocation has waited for the budget as long as it may: the poll goes back on the

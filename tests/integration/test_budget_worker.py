@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared import worker
-from shared.runtime import process_runtime
+from shared.messages import JobMessage
+from shared.runtime import build_runtime, process_runtime
+from shared.sweep import run_sweep
 from shared.worker import MAX_BUDGET_WAIT, Outcome, handle_message
 from tests.conftest import EMULATOR_KEY
 
@@ -121,3 +123,33 @@ async def test_under_a_squeeze_no_invocation_waits_past_the_bound_and_the_ledger
         due = await record_due(stack, job_id)
         assert due is not None
         assert due >= ended - timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("stack", [{"SWEEP_GRACE_SECONDS": "10"}], indirect=True)
+async def test_the_sweep_does_not_redrive_a_job_whose_poll_only_waits_for_the_budget(stack: Stack) -> None:
+    """A pending job's poll came 40 s late and now waits for a 12-s pause: another instance's sweep
+    (grace 10 s) sees in the ledger that the poll is held, not lost."""
+    runtime = await process_runtime()
+    other = await build_runtime(stack.settings)
+    try:
+        job_id = await stack.submit()
+        now = datetime.now(UTC)
+        due = now - timedelta(seconds=40)
+        message = JobMessage(job_id=job_id, attempt=3, first_seen_at=now - timedelta(minutes=2), due_at=due)
+        etag = await runtime.ledger.create(message, next_poll_at=due)
+        await runtime.budget.throttled(12.0)
+        poll = asyncio.create_task(
+            handle_message(
+                message.evolve(ledger_etag=etag).to_json().encode(), dequeue_count=1, runtime=runtime
+            )
+        )
+        await asyncio.sleep(2.0)
+
+        report = await run_sweep(other)
+        result = await poll
+    finally:
+        await other.aclose()
+
+    assert report.redriven == 0
+    assert result.outcome in (Outcome.RESCHEDULED, Outcome.ARCHIVED)
+    assert await stack.queue_length(stack.settings.jobs_queue) <= 1  # its own next poll at most
