@@ -24,7 +24,7 @@ PLAN = ThrottlePlan(
     running_seconds=(0.0, 5.0, 10.0, 20.0),
     timeout=240.0,
     max_throttled_share=0.08,  # a few 429s are a large share of ~100 requests
-    max_lag_p95=75.0,
+    max_lag_intervals=5.0,  # 75 s: the fair-share interval of 60 jobs at 240 a minute is 15 s
 )
 
 
