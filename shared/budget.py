@@ -25,9 +25,9 @@ token bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times a fac
   linearly to 1 within ``recover_seconds`` (seconds, not a minute: a window's worth of refusals
   is what the next 429 is there to tell). A 429 during a known pause only lengthens the pause.
 - **Lateness.** How late polls come against the times the ledger recorded, including the time they
-  spend waiting for a permit or a pause (the largest reported, fading over a minute or so once
-  polls are on time). The sweep adds it to its grace, so it re-drives lost messages, not jobs that
-  only wait their turn.
+  spend waiting for a permit or a pause: the largest reported, plus every pause on top of it
+  (constant during a pause, fading over a minute or so once polls are on time). The sweep adds it
+  to its grace, so it re-drives lost messages, not jobs that only wait their turn.
 - **Pending jobs.** An estimate of the jobs waiting for polls (instances add the jobs they start
   and remove those they end; the sweep sets the exact count from the ledger). ``cycle_seconds`` is
   how long one poll of every pending job takes at the budget: no job needs polling more
@@ -118,7 +118,9 @@ class BudgetLimits:
 
     @property
     def capacity(self) -> float:
-        return self.rate * self.burst_seconds
+        """``burst_seconds`` of the full rate, and at least one whole token: below 24 a minute the
+        bucket would otherwise never hold one, and nothing would ever be sent."""
+        return max(1.0, self.rate * self.burst_seconds)
 
     @property
     def batch(self) -> int:
@@ -172,8 +174,9 @@ def advance(limits: BudgetLimits, state: BudgetState, now: float) -> BudgetState
     """The state at ``now``: tokens refilled and the factor climbed since ``stamp`` (never backwards)."""
     if now <= state.stamp:
         return state
-    late = state.late * math.exp(-(now - state.stamp) / LATE_DECAY_SECONDS)
     start = max(state.stamp, state.throttled_until)
+    # No fading during a pause: every poll waits it out, so none comes on time.
+    late = state.late * math.exp(-max(0.0, now - start) / LATE_DECAY_SECONDS)
     if now <= start:
         return replace(state, stamp=now, late=late)
     elapsed = now - start
@@ -227,7 +230,7 @@ def throttle(limits: BudgetLimits, state: BudgetState, now: float, retry_after: 
     state = advance(limits, state, now)
     pause = DEFAULT_PAUSE_SECONDS if retry_after is None or not retry_after >= 0 else retry_after
     pause = min(pause, MAX_PAUSE_SECONDS)
-    until = now + pause
+    until = max(now + pause, state.throttled_until)
     if now < state.throttled_until:
         factor = state.factor  # sent before the pause was known: the same refusal
     elif state.throttled_until > 0 and now - state.throttled_until < limits.probe_seconds:
@@ -238,9 +241,9 @@ def throttle(limits: BudgetLimits, state: BudgetState, now: float, retry_after: 
         state,
         tokens=0.0,
         factor=factor,
-        throttled_until=max(until, state.throttled_until),
-        # Every poll due during the pause comes that much late: the sweep must wait for it.
-        late=max(state.late, pause),
+        throttled_until=until,
+        # Every poll waits out the pause on top of what it waited already: the sweep must too.
+        late=min(_MAX_LATE_SECONDS, state.late + until - max(now, state.throttled_until)),
     )
 
 

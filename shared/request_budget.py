@@ -309,11 +309,24 @@ class RequestBudget:
 
     def estimated_wait(self) -> float:
         """Roughly how long a new request would wait here: the pause, then the queue ahead of it."""
-        return self._expected_wait(self._clock()) if self._waiters or self._paused_until else 0.0
+        return self._expected_wait(self._clock())
 
     def _expected_wait(self, now: float) -> float:
-        rate = effective_rate(self.limits, self._state) if self._state else self.limits.rate
-        return max(0.0, self._paused_until - now) + (len(self._waiters) + 1) / rate
+        """The pause left, then the time for the tokens that this request and the ones ahead of it
+        need beyond those held here and those the shared bucket had when last seen (optimistic:
+        other instances take from it too; ``give_up_at`` still bounds the wait)."""
+        pause = max(0.0, self._paused_until - now)
+        needed = len(self._waiters) + 1
+        pacing = self._pacing
+        if pacing is not None and pacing.expires > now:
+            needed -= pacing.count - self._spent
+        if needed <= 0:
+            return pause
+        state = self._state
+        if state is None:  # not read yet: a batch may well be there
+            return pause + max(0, needed - self.limits.batch) / self.limits.rate
+        needed -= math.floor(advance(self.limits, state, now).tokens)
+        return pause + max(0, needed) / effective_rate(self.limits, state)
 
     def cycle_seconds(self) -> float:
         """Seconds to poll every pending job once at the rate last seen (0 until known)."""

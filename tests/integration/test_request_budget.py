@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from azure.storage.blob.aio import ContainerClient
 
-from shared.budget import CLOCK_TOLERANCE_SECONDS, BudgetLimits, state_from_json
+from shared.budget import CLOCK_TOLERANCE_SECONDS, BudgetLimits, BudgetState, state_from_json, state_to_json
 from shared.request_budget import BlobBudgetStore, BudgetBusy, RequestBudget, budget_blob
 
 from .conftest import Stack
@@ -172,3 +172,16 @@ async def test_a_clock_running_an_hour_ahead_neither_pushes_the_state_ahead_nor_
     started = time.monotonic()
     await asyncio.wait_for(instance(where).acquire(), timeout=10)
     assert time.monotonic() - started < 5.0
+
+
+async def test_a_budget_of_one_a_minute_spends_the_token_it_has_within_the_wait_bound(stack: Stack) -> None:
+    where = container(stack)
+    await where.create_container()
+    await where.upload_blob(BLOB, state_to_json(BudgetState(tokens=1.0, stamp=time.time())))
+    budget = instance(where, BudgetLimits(per_minute=1))
+    loop = asyncio.get_running_loop()
+
+    waited = await asyncio.wait_for(budget.acquire(give_up_at=loop.time() + 30.0), timeout=10)
+
+    assert waited < 5.0
+    assert budget.estimated_wait() > 30.0  # the next one is a minute away: the worker reschedules it

@@ -101,6 +101,23 @@ def test_a_pause_counts_as_lateness_for_the_sweep() -> None:
     assert throttle(LIMITS, full(), 0.0, 20.0).late == 20.0
 
 
+def test_a_pause_adds_to_the_lateness_polls_had_already() -> None:
+    state = with_lateness(full(), 5.0)
+    assert throttle(LIMITS, state, 0.0, 20.0).late == pytest.approx(25.0)
+
+
+def test_a_longer_retry_after_inside_a_pause_adds_only_the_extension() -> None:
+    once = throttle(LIMITS, full(), 0.0, 20.0)
+    assert throttle(LIMITS, once, 5.0, 10.0).late == pytest.approx(20.0)
+    assert throttle(LIMITS, once, 5.0, 25.0).late == pytest.approx(30.0)
+
+
+def test_lateness_does_not_fade_during_a_pause() -> None:
+    state = throttle(LIMITS, full(), 0.0, 20.0)
+    assert advance(LIMITS, state, 19.0).late == pytest.approx(20.0)
+    assert advance(LIMITS, state, 80.0).late == pytest.approx(20.0 / math.e)
+
+
 def test_the_rate_climbs_back_to_the_budget_within_recover_seconds() -> None:
     state = throttle(LIMITS, throttle(LIMITS, full(), 0.0, 1.0), 2.0, 1.0)
     assert state.factor == 0.5
@@ -138,10 +155,19 @@ def test_burst_and_hold_beyond_ten_percent_of_a_minute_are_refused() -> None:
         BudgetLimits(per_minute=600, burst_seconds=4, hold_seconds=3)
 
 
-def test_the_window_bound_is_within_ten_percent_of_the_budget() -> None:
-    for per_minute in (1, 60, 200, 300, 480, 600, 1000, 6000):
+def test_the_window_bound_is_within_ten_percent_of_the_budget_or_one_request() -> None:
+    for per_minute in (1, 2, 5, 10, 23, 24, 60, 200, 300, 480, 600, 1000, 6000, 100_000):
         limits = BudgetLimits(per_minute=per_minute)
-        assert limits.window_bound() <= per_minute * 1.1 + 1e-9
+        whole = math.floor(limits.window_bound() + 1e-9)  # requests are whole
+        assert whole <= max(math.floor(per_minute * 1.1), per_minute + 1)
+
+
+@pytest.mark.parametrize("per_minute", [1, 5, 23])
+def test_a_small_budget_still_grants_whole_tokens(per_minute: int) -> None:
+    limits = BudgetLimits(per_minute=per_minute)
+    state, granted = take(limits, BudgetState.initial(limits, 0.0), 60.0, 1)
+    assert granted == 1
+    assert take(limits, state, 60.0, 1)[1] == 0
 
 
 @given(
