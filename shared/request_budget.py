@@ -341,12 +341,17 @@ class RequestBudget:
         self._late = max(self._late, seconds)
 
     async def lateness(self) -> float:
-        """The app's lateness as the shared state says now, and as this instance's waiters are late
-        (one read: the sweep's instance may not poll)."""
+        """How late a poll may come and still only be waiting its turn (one read: the sweep's
+        instance may not poll): the lateness the shared state and this instance's waiters show,
+        plus one cycle of the pending jobs at the budget. Polls go in turn, so one due a moment
+        ago may come after every other pending job's, and a poll still on the queue has reported
+        nothing yet."""
         await self._load()
         now = self._clock()
-        shared = advance(self.limits, self._state, now).late if self._state else 0.0
-        return max(shared, self._late_here(now))
+        if self._state is None:
+            return self._late_here(now)
+        state = advance(self.limits, self._state, now)
+        return max(state.late, self._late_here(now)) + cycle_seconds(self.limits, state)
 
     async def aclose(self) -> None:
         """Stop serving (a process shutting down); requests still waiting are cancelled."""

@@ -185,3 +185,14 @@ async def test_a_budget_of_one_a_minute_spends_the_token_it_has_within_the_wait_
 
     assert waited < 5.0
     assert budget.estimated_wait() > 30.0  # the next one is a minute away: the worker reschedules it
+
+
+async def test_a_poll_may_come_one_cycle_of_the_pending_jobs_late_and_still_only_wait_its_turn(
+    stack: Stack,
+) -> None:
+    where = container(stack)
+    await instance(where).set_pending(300)  # 30 s of polls at 10 a second
+
+    late = await instance(where).lateness()
+
+    assert late == pytest.approx(300 / LIMITS.rate, abs=0.5)
