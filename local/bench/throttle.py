@@ -124,6 +124,21 @@ class ThrottleReport:
     longest_invocation: float = 0.0  # seconds, over every worker
     redriven: int = 0
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, requests in the window)
+    #: (seconds, the app's requests so far, 429s so far), one a sample: how the app climbs back.
+    totals: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def climb_back(self, span: float = 25.0) -> tuple[float, int, int] | None:
+        """After the first 429: when it came (seconds into the run), and the requests the app sent
+        in the ``span`` seconds after it and in the ``span`` seconds after those."""
+        first = next(((at, sent) for at, sent, refused in self.totals if refused), None)
+        if first is None:
+            return None
+        at, sent_then = first
+
+        def sent_by(when: float) -> int:
+            return max((sent for seen, sent, _ in self.totals if seen <= when), default=sent_then)
+
+        return at, sent_by(at + span) - sent_then, sent_by(at + 2 * span) - sent_by(at + span)
 
     @property
     def throttled_share(self) -> float:
@@ -158,6 +173,17 @@ class ThrottleReport:
             found.append(f"the sweep re-drove {self.redriven} jobs that were only waiting")
         return found
 
+    def _climb_line(self) -> str:
+        climb = self.climb_back()
+        if climb is None:
+            return "no 429: the squeeze never refused the app"
+        at, first, second = climb
+        per_span = self.plan.budget * 25 / 60
+        return (
+            f"first 429 at {at:.0f} s; the app sent {first} requests in the 25 s after it (the pause is "
+            f"the Retry-After), {second} in the 25 s after those (the budget: {per_span:.0f})"
+        )
+
     def summary(self) -> str:
         plan = self.plan
         p50, p95 = percentile(self.lags, 50), percentile(self.lags, 95)
@@ -176,6 +202,7 @@ class ThrottleReport:
             f"longest invocation {self.longest_invocation:.1f} s (limit {plan.max_invocation:g} s: the "
             f"{MAX_BUDGET_WAIT:g}-s budget wait + {plan.own_work:g} s of work), re-driven by the sweep "
             f"{self.redriven}",
+            self._climb_line(),
             "requests in the 60-s window, every 10 s: "
             + " ".join(f"{int(at)}s:{count}" for at, count in self.timeline[::10]),
         ]
@@ -300,6 +327,7 @@ async def _watch(
             for worker in workers:
                 longest = worker.status().get("longestInvocationMs", 0) / 1000
                 report.longest_invocation = max(report.longest_invocation, longest)
+            report.totals.append((now - started, window["accepted"] + window["refused"], window["refused"]))
             report.timeline.append((now - started, window["acceptedInWindow"] + window["refusedInWindow"]))
             if report.squeezed and now >= release_at and await _manifests(container) >= plan.jobs:
                 return
