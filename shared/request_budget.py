@@ -319,7 +319,7 @@ class RequestBudget:
         needed = len(self._waiters) + 1
         pacing = self._pacing
         if pacing is not None and pacing.expires > now:
-            needed -= pacing.count - self._spent
+            needed -= pacing.tokens - self._spent
         if needed <= 0:
             return pause
         state = self._state
@@ -377,7 +377,7 @@ class RequestBudget:
         pacing = self._pacing
         if pacing is None:
             return False
-        if self._spent >= pacing.count or pacing.expires <= now:
+        if self._spent >= pacing.tokens or pacing.expires <= now:
             self._pacing = None  # spent or expired: spending it now could widen the window beyond the bound
             return False
         # Paced tokens a sleep's granularity early are as good as due (no pacing at high rates).

@@ -240,7 +240,7 @@ class _Simulation:
         instance, limits = subject, self.limits
         instance.pumping = False
         pacing = instance.pacing
-        if pacing is not None and (instance.spent >= pacing.count or pacing.expires <= now):
+        if pacing is not None and (instance.spent >= pacing.tokens or pacing.expires <= now):
             instance.pacing = pacing = None
         if not instance.waiters:
             return

@@ -291,7 +291,7 @@ def test_a_batch_is_one_pacing_whatever_its_size(per_minute: int) -> None:
     limits = BudgetLimits(per_minute=per_minute)
     state, granted = take(limits, full(limits), 0.0, limits.batch)
     pacing = paced(limits, state, 0.0, granted)
-    assert pacing.count == granted == limits.batch
+    assert pacing.tokens == granted == limits.batch
     assert pacing.usable_from(granted - 1) < pacing.expires
 
 
