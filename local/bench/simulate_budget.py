@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from local.bench.throttle import percentile
+from local.bench.throttle_report import percentile
 from shared.budget import (
     BudgetLimits,
     BudgetState,
