@@ -186,7 +186,8 @@ class Permits(Protocol):
     async def set_pending(self, count: int) -> None: ...
 
     async def lateness(self) -> float:
-        """How late the app's polls come lately (seconds): the sweep adds it to its grace."""
+        """How late a poll may come and still only wait its turn (seconds): the sweep adds it to
+        its grace."""
         ...
 
     async def aclose(self) -> None: ...
