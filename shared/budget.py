@@ -5,8 +5,8 @@ token bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times a fac
 429 lowers:
 
 - **Bucket.** Tokens refill at ``rate * factor`` per second up to ``capacity`` (``burst_seconds``
-  of the full rate). An instance takes tokens in batches and may spend them up to ``hold_seconds``
-  later (then they expire). In any 60-s window the app therefore spends at most
+  of the full rate, at least one token). An instance takes tokens in batches and may spend them
+  up to ``hold_seconds`` later (then they expire). In any 60-s window the app therefore spends at most
   ``capacity + rate * (60 + hold_seconds)``: the tokens in the bucket at the window's start, those
   refilled inside it, and those taken in the ``hold_seconds`` before it. ``BudgetLimits`` keeps
   ``burst_seconds + hold_seconds <= 6`` so that this stays within the budget + 10 %. A batch is one
@@ -17,17 +17,19 @@ token bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times a fac
   requests as leave the window: the ones the app sent a minute earlier, at its full rate. So the
   first 429 of a squeeze pauses every instance until ``throttled_until`` (Retry-After, no more;
   the bucket is emptied) and leaves the rate alone: a cut there (AIMD halving) only wastes the
-  quota the service gives back. Measured (``make simulate-budget``, ``make bench-throttle``):
-  halving on every 429 and climbing back over 60 s left the app at 0-4 requests in 25 s after a
-  squeeze and ~40 s below its budget afterwards. Only a 429 that comes within ``probe_seconds``
+  quota the service gives back. Measured: the old shape (halving on every 429 of a squeeze, a
+  60-s climb) left the operator's run at 0-4 requests in the 25 s after a squeeze and ~40 s below
+  its budget afterwards; this one sends again when Retry-After ends (``make bench-throttle``
+  prints the climb back). Only a 429 that comes within ``probe_seconds``
   after a pause ended says that the service's limit really is below the app's rate (another
   consumer takes the quota for longer): then the factor halves, once per pause, and climbs back
   linearly to 1 within ``recover_seconds`` (seconds, not a minute: a window's worth of refusals
   is what the next 429 is there to tell). A 429 during a known pause only lengthens the pause.
 - **Lateness.** How late polls come against the times the ledger recorded, including the time they
   spend waiting for a permit or a pause: the largest reported, plus every pause on top of it
-  (constant during a pause, fading over a minute or so once polls are on time). The sweep adds it
-  to its grace, so it re-drives lost messages, not jobs that only wait their turn.
+  (constant during a pause, fading over a minute or so once polls are on time). The sweep adds it,
+  and one ``cycle_seconds``, to its grace, so it re-drives lost messages, not jobs that only wait
+  their turn.
 - **Pending jobs.** An estimate of the jobs waiting for polls (instances add the jobs they start
   and remove those they end; the sweep sets the exact count from the ledger). ``cycle_seconds`` is
   how long one poll of every pending job takes at the budget: no job needs polling more
