@@ -3,7 +3,9 @@
 Every URL it calls is built from ``LANGUAGE_ENDPOINT`` or checked against it (scheme and host):
 the credential is never sent anywhere else. Transient faults get a few quick retries in place,
 honouring ``Retry-After`` when it is short; anything longer is handed back to the caller, which
-reschedules through the queue instead of sleeping.
+reschedules through the queue instead of sleeping. Every call takes ``give_up_at`` (event-loop
+time): no wait for the request budget and no in-place retry goes past it (``BudgetBusy`` from the
+budget, or the last failure).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .auth import LanguageAuth, LanguageAuthError
 from .jobs import MAX_ANSWER_BYTES, JobPage, MalformedJob, parse_answer
 from .jsontext import well_formed
 from .policy import parse_retry_after
-from .request_budget import Permits, Unlimited
+from .request_budget import BudgetBusy, Permits, Unlimited
 from .routecheck import RouteCheck, error_of, not_found_body
 from .telemetry import JOB_ID, LanguageResult, Telemetry, job_attributes
 from .urls import origin
@@ -151,14 +153,18 @@ class LanguageClient:
     def job_url(self, job_id: str) -> str:
         return f"{self._endpoint}{_JOBS_PATH}{job_id}?{urlencode({'api-version': self._api_version})}"
 
-    async def get_job(self, job_id: str, *, deadline: float | None = None) -> JobPage:
+    async def get_job(
+        self, job_id: str, *, deadline: float | None = None, give_up_at: float | None = None
+    ) -> JobPage:
         """The first page of a job's state.
 
         ``deadline`` (epoch seconds, the job's expiry margin) ranks this request among those
         waiting for the request budget: nearest first."""
-        return await self._get_page(self.job_url(job_id), job_id, deadline)
+        return await self._get_page(self.job_url(job_id), job_id, deadline, give_up_at)
 
-    async def get_remaining_pages(self, first: JobPage, *, deadline: float | None = None) -> list[JobPage]:
+    async def get_remaining_pages(
+        self, first: JobPage, *, deadline: float | None = None, give_up_at: float | None = None
+    ) -> list[JobPage]:
         """Every page after ``first``, following ``nextLink`` only on the configured endpoint."""
         pages: list[JobPage] = []
         seen: set[str] = set()
@@ -168,17 +174,19 @@ class LanguageClient:
             if url in seen or len(pages) >= _MAX_PAGES:
                 raise UnusableResponse("nextLink repeats itself; the pages never end")
             seen.add(url)
-            page = await self._get_page(url, first.job_id, deadline)
+            page = await self._get_page(url, first.job_id, deadline, give_up_at)
             pages.append(page)
             link = page.next_link
         return pages
 
-    async def cancel(self, job_id: str, *, deadline: float | None = None) -> bool:
+    async def cancel(
+        self, job_id: str, *, deadline: float | None = None, give_up_at: float | None = None
+    ) -> bool:
         """Ask the service to cancel (best effort); ``True`` when it accepted."""
         url = f"{self._endpoint}{_JOBS_PATH}{job_id}:cancel?{urlencode({'api-version': self._api_version})}"
         try:
-            status, _ = await self._send("POST", url, job_id, deadline)
-        except LanguageError as exc:
+            status, _ = await self._send("POST", url, job_id, deadline, give_up_at)
+        except (LanguageError, BudgetBusy) as exc:
             _log.warning("cancel of job %s failed: %s", job_id, exc, extra=job_attributes(job_id))
             return False
         return status == 202
@@ -202,33 +210,38 @@ class LanguageClient:
             query.append(("api-version", self._api_version))
         return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
-    async def _get_page(self, url: str, job_id: str, deadline: float | None) -> JobPage:
+    async def _get_page(
+        self, url: str, job_id: str, deadline: float | None, give_up_at: float | None
+    ) -> JobPage:
         last: MalformedJob | None = None
         for attempt in range(self._retry.attempts):
-            _, body = await self._send("GET", url, job_id, deadline)
+            _, body = await self._send("GET", url, job_id, deadline, give_up_at)
             try:
                 if body is None:
                     raise MalformedJob(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
                 return parse_answer(body, job_id=job_id)
             except MalformedJob as exc:
                 last = exc
-                if attempt + 1 < self._retry.attempts:
-                    await self._sleep(self._backoff(attempt))
+                pause = self._backoff(attempt)
+                if attempt + 1 == self._retry.attempts or _past(give_up_at, pause):
+                    break
+                await self._sleep(pause)
         raise UnusableResponse(f"job {job_id}: {last}")
 
     async def _send(
-        self, method: str, url: str, job_id: str, deadline: float | None
+        self, method: str, url: str, job_id: str, deadline: float | None, give_up_at: float | None
     ) -> tuple[int, bytes | None]:
         """One call with in-place retries of transient faults; returns (status, body) of a 2xx,
         the body ``None`` when it is larger than ``MAX_ANSWER_BYTES`` (never read further).
 
-        Every attempt first waits for a permit of the request budget. Each attempt is a client span
+        Every attempt first waits for a permit of the request budget (``BudgetBusy`` past
+        ``give_up_at``); no retry sleeps past ``give_up_at`` either. Each attempt is a client span
         (a dependency in Application Insights) with the URL's path only: the query is the
         service's, and nothing of the request's headers is recorded."""
         retry_after: float | None = None
         detail = ""
         for attempt in range(self._retry.attempts):
-            waited = await self._budget.acquire(deadline=deadline)
+            waited = await self._budget.acquire(deadline=deadline, give_up_at=give_up_at)
             try:
                 credentials = await self._auth.headers()
             except LanguageAuthError as exc:
@@ -282,9 +295,14 @@ class LanguageClient:
                     raise AccessDenied(detail, status=status, retry_after=retry_after)
                 if status not in _TRANSIENT_STATUSES:
                     raise RequestRejected(detail, status=status)
-            if attempt + 1 == self._retry.attempts or (retry_after or 0) > self._retry.max_wait:
+            pause = max(retry_after or 0.0, self._backoff(attempt))
+            if (
+                attempt + 1 == self._retry.attempts
+                or (retry_after or 0) > self._retry.max_wait
+                or _past(give_up_at, pause)
+            ):
                 break
-            await self._sleep(max(retry_after or 0.0, self._backoff(attempt)))
+            await self._sleep(pause)
         raise TransientFailure(f"{method} job: {detail}", retry_after=retry_after)
 
     def _span_attributes(self, method: str, url: str, job_id: str) -> dict[str, str | int]:
@@ -300,6 +318,11 @@ class LanguageClient:
 
     def _backoff(self, attempt: int) -> float:
         return self._retry.base_delay * (2.0**attempt) * (0.5 + self._rand() / 2)
+
+
+def _past(give_up_at: float | None, pause: float) -> bool:
+    """Whether sleeping ``pause`` seconds would end after ``give_up_at`` (event-loop time)."""
+    return give_up_at is not None and asyncio.get_running_loop().time() + pause > give_up_at
 
 
 def _result_of(status: int | None) -> LanguageResult:

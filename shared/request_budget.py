@@ -17,6 +17,15 @@ taken, which bounds how far local spending can lag the shared bucket (see ``shar
 A batch is spent at the app's rate, not all at once (``shared.budget.paced``): when the service
 answers 429 the instance has sent one or two of its batch into the refusal, not ten.
 
+No request waits longer than its caller allows (``give_up_at``; the worker gives an invocation 30 s
+in all): when the pause or the queue ahead of it says it cannot be served by then it gets
+``BudgetBusy`` at once, else when the time is up, with the seconds until the budget likely has room;
+the worker puts the poll back on the queue, due then (DESIGN.md, "Language request budget").
+
+The blob is checked when read (``shared.budget.state_from_json``: reset with a WARNING when it holds
+nonsense) and the budget runs on the storage service's clock (``clock_correction`` from each
+answer's Last-Modified), so an instance whose clock is wrong cannot push the shared state ahead.
+
 Waiting is fair: waiters are served in the order of their job's deadline (nearest expiry first),
 then first come first served. A 429 empties this instance's tokens at once (its other requests stop
 before the next take) and pauses every instance through the shared state.
@@ -34,14 +43,12 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from datetime import datetime
 from typing import Final, Protocol
 
 from azure.core.exceptions import (
@@ -55,21 +62,27 @@ from .budget import (
     MAX_PAUSE_SECONDS,
     BudgetLimits,
     BudgetState,
+    Pacing,
     advance,
+    clamped,
+    clock_correction,
     cycle_seconds,
     effective_rate,
     paced,
     ready_at,
+    state_from_json,
+    state_to_json,
     take,
     throttle,
     with_lateness,
     with_pending,
 )
-from .storage import swap_blob
+from .storage import swap_blob_written
 
 __all__ = [
     "HOST_CONTAINER",
     "BlobBudgetStore",
+    "BudgetBusy",
     "BudgetStore",
     "Permits",
     "RequestBudget",
@@ -89,15 +102,28 @@ _MIN_SLEEP: Final = 0.02
 _SPREAD: Final = 0.25
 #: After other writers won every compare-and-swap round, a take is tried again within this long.
 _STORAGE_RETRY_SECONDS: Final = 1.0
+#: The shortest "come back in" a busy budget answers: a poll is never rescheduled for no time.
+_MIN_BUSY_SECONDS: Final = 1.0
+
+
+class BudgetBusy(Exception):
+    """No permit within the time the caller allowed; the request was not sent."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = max(_MIN_BUSY_SECONDS, wait)
+        super().__init__(f"the Language request budget has no room for about {self.wait:.0f} s")
 
 
 class BudgetStore(Protocol):
-    """Where the shared state lives: read it, and swap it if nobody wrote since ``etag``."""
+    """Where the shared state lives: its bytes, swapped only if nobody wrote since ``etag``."""
 
-    async def load(self) -> tuple[BudgetState | None, str | None]: ...
+    async def load(self) -> tuple[bytes | None, str | None, float | None]:
+        """The blob's bytes, ETag and Last-Modified (epoch seconds); ``None``s when there is none."""
+        ...
 
-    async def swap(self, state: BudgetState, etag: str | None) -> str | None:
-        """The new ETag, or ``None`` when another writer got there first (``etag`` None: create)."""
+    async def swap(self, data: bytes, etag: str | None) -> tuple[str, float | None] | None:
+        """The new ETag and Last-Modified, or ``None`` when another writer got there first
+        (``etag`` None: create)."""
         ...
 
 
@@ -109,34 +135,40 @@ def budget_blob(archive_container: str) -> str:
 class BlobBudgetStore:
     """The state as a small JSON blob, written with If-Match (or If-None-Match: * to create)."""
 
+    #: A real budget blob is ~150 bytes; anything far larger is not ours and is not read whole.
+    _MAX_BYTES: Final = 4096
+
     def __init__(self, *, container: ContainerClient, name: str) -> None:
         self._container = container
         self._name = name
         self._blob = container.get_blob_client(name)
 
-    async def load(self) -> tuple[BudgetState | None, str | None]:
+    async def load(self) -> tuple[bytes | None, str | None, float | None]:
         try:
-            downloader = await self._blob.download_blob()
+            downloader = await self._blob.download_blob(offset=0, length=self._MAX_BYTES)
             data = await downloader.readall()
         except ResourceNotFoundError:
-            return None, None
-        try:
-            state = BudgetState(**{k: float(v) for k, v in json.loads(data).items()})
-        except (ValueError, TypeError, AttributeError):
-            _log.warning("the request budget's blob is unreadable: starting it afresh")
-            state = None
-        return state, downloader.properties.etag
+            return None, None, None
+        properties = downloader.properties
+        return data, properties.etag, _epoch(properties.last_modified)
 
-    async def swap(self, state: BudgetState, etag: str | None) -> str | None:
-        data = json.dumps(asdict(state), separators=(",", ":")).encode()
-        return await swap_blob(self._container, self._name, data, etag=etag)
+    async def swap(self, data: bytes, etag: str | None) -> tuple[str, float | None] | None:
+        written = await swap_blob_written(self._container, self._name, data, etag=etag)
+        if written is None:
+            return None
+        return str(written["etag"]), _epoch(written.get("last_modified"))
+
+
+def _epoch(value: object) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None
 
 
 class Permits(Protocol):
     """What the Language client and the worker ask of a request budget."""
 
-    async def acquire(self, *, deadline: float | None = None) -> float:
-        """Wait until one request may be sent; the seconds waited."""
+    async def acquire(self, *, deadline: float | None = None, give_up_at: float | None = None) -> float:
+        """Wait until one request may be sent; the seconds waited. ``BudgetBusy`` when that cannot
+        be before ``give_up_at`` (event-loop time)."""
         ...
 
     async def throttled(self, retry_after: float | None) -> None:
@@ -154,7 +186,8 @@ class Permits(Protocol):
     async def set_pending(self, count: int) -> None: ...
 
     async def lateness(self) -> float:
-        """How late the app's polls come lately (seconds): the sweep adds it to its grace."""
+        """How late a poll may come and still only wait its turn (seconds): the sweep adds it to
+        its grace."""
         ...
 
     async def aclose(self) -> None: ...
@@ -163,7 +196,7 @@ class Permits(Protocol):
 class Unlimited:
     """No budget: every request goes at once (tools and tests that talk to the emulator alone)."""
 
-    async def acquire(self, *, deadline: float | None = None) -> float:
+    async def acquire(self, *, deadline: float | None = None, give_up_at: float | None = None) -> float:
         return 0.0
 
     async def throttled(self, retry_after: float | None) -> None:
@@ -205,17 +238,21 @@ class RequestBudget:
     ) -> None:
         self._store = store
         self.limits = limits
-        self._clock = clock
+        self._local_clock = clock
         self._sleep = sleep
         self._rand = rand
+        #: Seconds added to the local clock to agree with the storage service's (see ``_clock``).
+        self.clock_offset = 0.0
         self._state: BudgetState | None = None
         self._etag: str | None = None
-        #: The tokens held here: (usable from, expires at), in order.
-        self._tokens: deque[tuple[float, float]] = deque()
+        #: The batch held here (one ``Pacing``, whatever its size) and how many of it are spent.
+        self._pacing: Pacing | None = None
+        self._spent = 0
         self._paused_until = 0.0
         self._pending_delta = 0
         self._late = 0.0
-        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        #: (deadline, order, waiting since, future): nearest deadline first, then first come.
+        self._waiters: list[tuple[float, int, float, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
 
@@ -224,29 +261,45 @@ class RequestBudget:
         """The shared state as this instance last saw it."""
         return self._state
 
-    async def acquire(self, *, deadline: float | None = None) -> float:
-        """Wait for one request's permit; the seconds waited. ``deadline`` (epoch seconds) ranks waiters.
+    def _clock(self) -> float:
+        """The budget's clock: the local one, corrected to the storage service's where it is off."""
+        return self._local_clock() + self.clock_offset
+
+    async def acquire(self, *, deadline: float | None = None, give_up_at: float | None = None) -> float:
+        """Wait for one request's permit; the seconds waited. ``deadline`` (epoch seconds) ranks
+        waiters; ``give_up_at`` (event-loop time) bounds the wait: ``BudgetBusy`` when the permit
+        cannot come by then (at once when the pause or the queue ahead already says so).
 
         While the shared state cannot be read or written (storage down), the instance goes on alone
         at the last rate it knew."""
         started = self._clock()
         if not self._waiters and self._spend(started):
             return 0.0
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (math.inf if deadline is None else deadline, next(self._order), future))
+        loop = asyncio.get_running_loop()
+        if give_up_at is not None:
+            expected = self._expected_wait(started)
+            if loop.time() + expected > give_up_at:
+                raise BudgetBusy(expected)
+        future: asyncio.Future[None] = loop.create_future()
+        rank = math.inf if deadline is None else deadline
+        heapq.heappush(self._waiters, (rank, next(self._order), started, future))
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._serve(), name="request-budget")
-        try:
+        if give_up_at is None:
             await future
-        except asyncio.CancelledError:
-            # The waiter is skipped by the loop (its future is done); a permit handed to it is lost.
-            raise
+        else:
+            try:
+                async with asyncio.timeout_at(give_up_at):
+                    await future
+            except TimeoutError:
+                # The future was cancelled with the wait: the serving loop skips it.
+                raise BudgetBusy(self._expected_wait(self._clock())) from None
         return max(0.0, self._clock() - started)
 
     async def throttled(self, retry_after: float | None) -> None:
-        """A 429: stop spending here at once, and slow every instance through the shared state."""
+        """A 429: stop spending here at once, and pause every instance through the shared state."""
         now = self._clock()
-        self._tokens.clear()
+        self._pacing = None
         pause = retry_after if retry_after is not None and retry_after >= 0 else DEFAULT_PAUSE_SECONDS
         pause = min(pause, MAX_PAUSE_SECONDS)
         self._paused_until = max(self._paused_until, now + pause)
@@ -256,12 +309,25 @@ class RequestBudget:
             _log.warning("could not share a 429 with the other instances (%s); pausing here only", exc)
 
     def estimated_wait(self) -> float:
-        """Roughly how long a new request would wait here: the queue ahead of it at the current rate."""
-        if not self._waiters:
-            return 0.0
-        rate = effective_rate(self.limits, self._state) if self._state else self.limits.rate
-        now = self._clock()
-        return max(0.0, self._paused_until - now) + len(self._waiters) / rate
+        """Roughly how long a new request would wait here: the pause, then the queue ahead of it."""
+        return self._expected_wait(self._clock())
+
+    def _expected_wait(self, now: float) -> float:
+        """The pause left, then the time for the tokens that this request and the ones ahead of it
+        need beyond those held here and those the shared bucket had when last seen (optimistic:
+        other instances take from it too; ``give_up_at`` still bounds the wait)."""
+        pause = max(0.0, self._paused_until - now)
+        needed = len(self._waiters) + 1
+        pacing = self._pacing
+        if pacing is not None and pacing.expires > now:
+            needed -= pacing.tokens - self._spent
+        if needed <= 0:
+            return pause
+        state = self._state
+        if state is None:  # not read yet: a batch may well be there
+            return pause + max(0, needed - self.limits.batch) / self.limits.rate
+        needed -= math.floor(advance(self.limits, state, now).tokens)
+        return pause + max(0, needed) / effective_rate(self.limits, state)
 
     def cycle_seconds(self) -> float:
         """Seconds to poll every pending job once at the rate last seen (0 until known)."""
@@ -276,9 +342,17 @@ class RequestBudget:
         self._late = max(self._late, seconds)
 
     async def lateness(self) -> float:
-        """The app's lateness as the shared state says now (one read: the sweep's instance may not poll)."""
-        self._state, self._etag = await self._store.load()
-        return advance(self.limits, self._state, self._clock()).late if self._state else 0.0
+        """How late a poll may come and still only be waiting its turn (one read: the sweep's
+        instance may not poll): the lateness the shared state and this instance's waiters show,
+        plus one cycle of the pending jobs at the budget. Polls go in turn, so one due a moment
+        ago may come after every other pending job's, and a poll still on the queue has reported
+        nothing yet."""
+        await self._load()
+        now = self._clock()
+        if self._state is None:
+            return self._late_here(now)
+        state = advance(self.limits, self._state, now)
+        return max(state.late, self._late_here(now)) + cycle_seconds(self.limits, state)
 
     async def aclose(self) -> None:
         """Stop serving (a process shutting down); requests still waiting are cancelled."""
@@ -286,7 +360,7 @@ class RequestBudget:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-        for _, _, future in self._waiters:
+        for *_, future in self._waiters:
             future.cancel()
         self._waiters.clear()
 
@@ -295,31 +369,43 @@ class RequestBudget:
         self._pending_delta = 0
         await self._update(lambda state, _: with_pending(state, exact=count))
 
+    def _late_here(self, now: float) -> float:
+        """How late this instance's polls are: the latest start reported, plus the longest wait now."""
+        waiting = max((now - since for *_, since, future in self._waiters if not future.done()), default=0.0)
+        return self._late + waiting
+
     def _spend(self, now: float) -> bool:
-        while self._tokens and self._tokens[0][1] <= now:
-            self._tokens.popleft()  # expired: spending it now could widen the window beyond the bound
-        # Paced tokens a sleep's granularity early are as good as due (no pacing at high rates).
-        if now < self._paused_until or not self._tokens or self._tokens[0][0] > now + _MIN_SLEEP:
+        pacing = self._pacing
+        if pacing is None:
             return False
-        self._tokens.popleft()
+        if self._spent >= pacing.tokens or pacing.expires <= now:
+            self._pacing = None  # spent or expired: spending it now could widen the window beyond the bound
+            return False
+        # Paced tokens a sleep's granularity early are as good as due (no pacing at high rates).
+        if now < self._paused_until or pacing.usable_from(self._spent) > now + _MIN_SLEEP:
+            return False
+        self._spent += 1
         return True
+
+    def _hold(self, pacing: Pacing) -> None:
+        self._pacing, self._spent = pacing, 0
 
     async def _serve(self) -> None:
         """Hand out permits while anyone waits: local tokens first, then a take from the shared bucket."""
         while True:
-            while self._waiters and self._waiters[0][2].done():
-                heapq.heappop(self._waiters)  # cancelled
+            while self._waiters and self._waiters[0][-1].done():
+                heapq.heappop(self._waiters)  # cancelled, or given up
             if not self._waiters:
                 return
             now = self._clock()
             if self._spend(now):
-                heapq.heappop(self._waiters)[2].set_result(None)
+                heapq.heappop(self._waiters)[-1].set_result(None)
                 continue
             if now < self._paused_until:
                 await self._sleep(self._paused_until - now + self._rand() * _SPREAD)
                 continue
-            if self._tokens:
-                await self._sleep(self._tokens[0][0] - now)  # the next paced token
+            if self._pacing is not None:
+                await self._sleep(self._pacing.usable_from(self._spent) - now)  # the next paced token
                 continue
             try:
                 wake = await self._take(now)
@@ -329,7 +415,7 @@ class RequestBudget:
                 # paced as usual), rather than stall or fail requests that need no storage.
                 _log.warning("request budget: the shared state is unavailable (%s); going on alone", exc)
                 known = self._state or BudgetState.initial(self.limits, now)
-                self._tokens.extend(paced(self.limits, known, now, self.limits.batch))
+                self._hold(paced(self.limits, known, now, self.limits.batch))
                 continue
             except Exception as exc:
                 # A bug must not leave requests waiting for ever: they fail with it.
@@ -339,7 +425,7 @@ class RequestBudget:
                 await self._sleep(max(_MIN_SLEEP, wake - self._clock()) + self._rand() * _SPREAD)
 
     def _fail_waiters(self, exc: Exception) -> None:
-        for _, _, future in self._waiters:
+        for *_, future in self._waiters:
             if not future.done():
                 future.set_exception(exc)
         self._waiters.clear()
@@ -365,25 +451,58 @@ class RequestBudget:
         if state is None:
             return now + _STORAGE_RETRY_SECONDS * self._rand()
         if granted:
-            self._tokens.extend(paced(self.limits, state, self._clock(), granted))
+            self._hold(paced(self.limits, state, self._clock(), granted))
             return None
         if now < state.throttled_until:
             self._paused_until = max(self._paused_until, state.throttled_until)
         return ready_at(self.limits, state, self._clock(), len(self._waiters))
+
+    async def _load(self) -> None:
+        """Read the shared state (checked: nonsense is reset with a WARNING) and the service's clock."""
+        sent = self._local_clock()
+        data, etag, server = await self._store.load()
+        # A read's Last-Modified is when the blob was last written: the service's time now is
+        # later, so it only shows a clock running behind (writes show both directions).
+        self._correct_clock(sent, server, written=False)
+        self._etag, self._state = etag, None
+        if data is None:
+            return
+        try:
+            self._state = state_from_json(self.limits, data, self._clock())
+        except ValueError as exc:
+            _log.warning("the request budget's blob is unusable (%s): starting it afresh", exc)
+
+    def _correct_clock(self, sent: float, server: float | None, *, written: bool = True) -> None:
+        if server is None:
+            return
+        offset = clock_correction(
+            self.clock_offset, sent=sent, received=self._local_clock(), server=server, written=written
+        )
+        if abs(offset - self.clock_offset) > 1.0:
+            _log.warning(
+                "this instance's clock is %+.0f s off the storage service's: the request budget uses the "
+                "service's time (check the host's time synchronisation)",
+                -offset,
+            )
+        self.clock_offset = offset
 
     async def _update(self, change: Callable[[BudgetState, float], BudgetState]) -> BudgetState | None:
         """Apply ``change`` to the shared state by compare-and-swap (reading only after a conflict);
         ``None`` when other writers won every round (the caller tries again later)."""
         for _ in range(_MAX_SWAPS):
             if self._state is None:
-                self._state, self._etag = await self._store.load()
+                await self._load()
             now = self._clock()
             base = self._state or BudgetState.initial(self.limits, now)
-            shared = with_lateness(with_pending(base, delta=self._pending_delta), self._late)
+            shared = with_lateness(with_pending(base, delta=self._pending_delta), self._late_here(now))
             new = change(shared, now)
-            etag = await self._store.swap(new, self._etag)
-            if etag is not None:
-                self._state, self._etag, self._pending_delta, self._late = new, etag, 0, 0.0
+            sent = self._local_clock()
+            written = await self._store.swap(state_to_json(new), self._etag)
+            if written is not None:
+                self._correct_clock(sent, written[1])
+                # ``new`` was made on the clock before this correction: pull it onto the new one.
+                new = clamped(new, self._clock())
+                self._state, self._etag, self._pending_delta, self._late = new, written[0], 0, 0.0
                 return new
             self._state = None  # someone else wrote: read theirs and apply the change to it
         return None

@@ -31,6 +31,7 @@ __all__ = [
     "create_container_if_missing",
     "open_storage",
     "swap_blob",
+    "swap_blob_written",
 ]
 
 #: Small JSON state blobs (ledger records, the request budget).
@@ -142,6 +143,20 @@ async def swap_blob(
     The new ETag, or ``None`` when another writer got there first (or, with ``etag``, the blob is
     gone meanwhile). The container is created on the first write that meets a 404.
     """
+    written = await swap_blob_written(container, name, data, etag=etag, metadata=metadata)
+    return None if written is None else str(written["etag"])
+
+
+async def swap_blob_written(
+    container: ContainerClient,
+    name: str,
+    data: bytes,
+    *,
+    etag: str | None,
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """``swap_blob``, answering the write's properties (``etag``, ``last_modified``: the storage
+    service's clock) instead of the ETag alone."""
     blob = container.get_blob_client(name)
     condition: dict[str, Any] = (
         {"etag": etag, "match_condition": MatchConditions.IfNotModified}
@@ -164,4 +179,4 @@ async def swap_blob(
             result = await put()
     except (ResourceModifiedError, ResourceExistsError):
         return None
-    return str(result["etag"])
+    return result

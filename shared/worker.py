@@ -8,6 +8,7 @@ retries and poison queue mean what they should.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,7 @@ from .language import (
 )
 from .messages import InvalidMessage, JobMessage, parse_body
 from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
+from .request_budget import BudgetBusy
 from .runtime import Runtime
 from .telemetry import (
     ATTEMPT,
@@ -69,9 +71,16 @@ MAX_UNUSABLE: Final = 5
 #: The app's own times in a message may run this far ahead of this instance's clock (another
 #: instance's clock); later ones were not written by the app and are ignored.
 CLOCK_SKEW: Final = timedelta(minutes=5)
-#: A poll that would wait longer than this for the request budget goes back on the queue instead,
-#: due when the budget will have room (and the ledger says so): an invocation is not held for minutes.
+#: The most an invocation waits for the request budget, all its requests and in-place retries
+#: together (DESIGN.md): past it the poll goes back on the queue, due when the budget will have
+#: room (and the ledger says so), and the invocation returns.
 MAX_BUDGET_WAIT: Final = 30.0
+#: A poll expected to wait longer than this for the budget first moves its ledger due time past
+#: the wait bound, when the sweep could otherwise take the wait for a lost message.
+_RECORDED_WAIT: Final = 1.0
+#: What an invocation does after its budget wait (page GETs, blob writes, the reschedule): the
+#: ledger's due time moved for a wait leaves it this much room.
+_OWN_WORK: Final = 10.0
 
 
 #: Faults that keep the job: how loudly to say so, what an operator should check, how to wait.
@@ -182,6 +191,8 @@ class _JobPoll:
         self._redelivered = dequeue_count > 1
         self._new = message.first_seen_at is None
         self._answered = False  # the service showed the job in this invocation
+        # Event-loop time, as the budget's waits are timed: immune to the wall clock's jumps.
+        self._give_up_at = asyncio.get_running_loop().time() + MAX_BUDGET_WAIT
 
     def _plausible(self, message: JobMessage) -> JobMessage:
         """``message`` without the app's own times that lie in the future: the app never wrote them."""
@@ -224,8 +235,13 @@ class _JobPoll:
             return await self._reschedule(
                 message, PollAgain(delay=wait, not_before=self._now + timedelta(seconds=wait))
             )
+        message = await self._record_wait(message)
         try:
-            page = await self._rt.language.get_job(self._job_id, deadline=self._priority(message, None))
+            page = await self._rt.language.get_job(
+                self._job_id, deadline=self._priority(message, None), give_up_at=self._give_up_at
+            )
+        except BudgetBusy as exc:
+            return await self._budget_busy(message, exc, page=None)
         except LanguageError as exc:
             self._rt.telemetry.polled(PollResult.FAILED)
             return await self._on_failure(message, exc)
@@ -383,9 +399,13 @@ class _JobPoll:
         giving_up: bool = False,
     ) -> Result:
         try:
-            rest = await self._rt.language.get_remaining_pages(page, deadline=self._priority(message, page))
+            rest = await self._rt.language.get_remaining_pages(
+                page, deadline=self._priority(message, page), give_up_at=self._give_up_at
+            )
             pages = [page, *rest]
             items = merge_task_items(pages)
+        except BudgetBusy as exc:
+            return await self._budget_busy(message, exc, page=page)
         except MalformedJob as exc:
             return await self._on_failure(message, UnusableResponse(f"job {self._job_id}: {exc}"))
         except LanguageError as exc:
@@ -440,11 +460,37 @@ class _JobPoll:
                 [_error("Expired", f"past its expirationDateTime {expires.isoformat()}")],
             )
         else:
-            await self._rt.language.cancel(self._job_id, deadline=self._priority(message, page))
+            await self._rt.language.cancel(
+                self._job_id, deadline=self._priority(message, page), give_up_at=self._give_up_at
+            )
             status, errors = "timedOut", [_error("TimedOut", decision.reason)]
         if cause is not None:
             errors.append(_error(type(cause).__name__, str(cause)))
         return await self._archive(message, page, status=status, errors=errors, giving_up=True)
+
+    async def _record_wait(self, message: JobMessage) -> JobMessage:
+        """Before a poll waits for the budget, its ledger due time moves past the wait (one write,
+        only when the sweep could re-drive the job meanwhile): the sweep never re-drives a job whose
+        poll is only waiting. Without a record (a first delivery) there is nothing to re-drive."""
+        if message.ledger_etag is None or self._rt.budget.estimated_wait() <= _RECORDED_WAIT:
+            return message
+        held_until = self._now + timedelta(seconds=MAX_BUDGET_WAIT + _OWN_WORK)
+        overdue_at = (message.due_at or self._now) + timedelta(seconds=self._rt.settings.sweep_grace_seconds)
+        if overdue_at > held_until:
+            return message
+        etag = await self._rt.ledger.replace(message, next_poll_at=held_until, etag=message.ledger_etag)
+        # ``None``: another copy moved the job on meanwhile; the reschedule below sorts that out.
+        return message if etag is None else message.evolve(ledger_etag=etag)
+
+    async def _budget_busy(self, message: JobMessage, busy: BudgetBusy, *, page: JobPage | None) -> Result:
+        """The invocation has waited for the budget as long as it may: the poll goes back on the
+        queue, due when the budget likely has room (never past the job's expiry margin), and the
+        ledger records that time, so the sweep does not take the wait for a lost message."""
+        now = self._rt.clock()
+        wait = max(1.0, min(busy.wait, self._priority(message, page) - now.timestamp()))
+        self._log.info("job %s: %s; polled again in %.0f s", self._job_id, busy, wait)
+        decision = PollAgain(delay=wait, not_before=now + timedelta(seconds=wait))
+        return await self._reschedule(message, decision)
 
     async def _reschedule(self, message: JobMessage, decision: PollAgain) -> Result:
         upcoming = message.evolve(attempt=message.attempt + 1, due_at=decision.not_before)

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from local.bench.throttle import percentile
+from local.bench.throttle_report import percentile
 from shared.budget import (
     BudgetLimits,
     BudgetState,
+    Pacing,
     advance,
     cycle_seconds,
     paced,
@@ -130,7 +131,8 @@ class _Job:
 
 @dataclass
 class _Instance:
-    tokens: deque[tuple[float, float]] = field(default_factory=deque)  # (usable from, expires)
+    pacing: Pacing | None = None  # the batch held, and how many of it are spent
+    spent: int = 0
     waiters: list[tuple[float, int, _Job]] = field(default_factory=list)
     paused_until: float = 0.0
     known: BudgetState | None = None
@@ -237,18 +239,19 @@ class _Simulation:
         assert isinstance(subject, _Instance)
         instance, limits = subject, self.limits
         instance.pumping = False
-        while instance.tokens and instance.tokens[0][1] <= now:
-            instance.tokens.popleft()
+        pacing = instance.pacing
+        if pacing is not None and (instance.spent >= pacing.tokens or pacing.expires <= now):
+            instance.pacing = pacing = None
         if not instance.waiters:
             return
         if now < instance.paused_until:
             self._wake(instance, instance.paused_until)
             return
-        if instance.tokens and instance.tokens[0][0] > now:
-            self._wake(instance, instance.tokens[0][0])
+        if pacing is not None and pacing.usable_from(instance.spent) > now:
+            self._wake(instance, pacing.usable_from(instance.spent))
             return
-        if instance.tokens:
-            instance.tokens.popleft()
+        if pacing is not None:
+            instance.spent += 1
             _, _, job = heapq.heappop(instance.waiters)
             self._at(now + self.plan.latency, "answer", _Sent(instance=instance, job=job, at=now))
             self._wake(instance, now)
@@ -261,7 +264,7 @@ class _Simulation:
         self.shared, granted = take(limits, self.shared, now, limits.batch)
         instance.known = self.shared
         if granted:
-            instance.tokens.extend(paced(limits, self.shared, now, granted))
+            instance.pacing, instance.spent = paced(limits, self.shared, now, granted), 0
             self._wake(instance, now)
         else:
             instance.paused_until = max(instance.paused_until, self.shared.throttled_until)
@@ -284,7 +287,7 @@ class _Simulation:
         retry_after = self.service.admit(sent)
         if retry_after is not None:
             report.throttled += 1
-            instance.tokens.clear()
+            instance.pacing = None
             instance.paused_until = max(instance.paused_until, now + retry_after)
             self.shared = throttle(self.limits, self.shared, now, float(retry_after))
             reason, floor_after = WaitReason.TRANSIENT, float(retry_after)

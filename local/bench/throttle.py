@@ -1,13 +1,21 @@
-"""``make bench-throttle``: many jobs, one Language quota, no 429 storm, shown on this machine.
+"""``make bench-throttle``: many jobs, one Language quota squeezed under the app, shown on this machine.
 
-A burst of jobs (300 by default) finishing at different times is put on the queue at once; worker
-processes (3) run the real ``function_app`` under the local queue runner (``local.host.worker``)
-with ``LANGUAGE_MAX_REQUESTS_PER_MINUTE`` (480); the Language emulator allows 600 a minute
-(sliding window) and is squeezed to 300 for 30 s while the work runs. It prints the most requests
-the app sent in any 60-s window, the 429s and their share, lag p50/p95 (lastUpdatedDateTime to
-archivedAt, from the manifests) and GETs per job, and exits non-zero when a threshold fails:
-every job archived ``succeeded``, 429s at most 2 % of the app's requests, at most 1.1 x the budget
-in any 60-s window, lag p95 at most 75 s.
+The operator's scenario of issue 24: a burst of jobs (300) finishing at different times is put on
+the queue at once; worker processes (3) run the real ``function_app`` under the local queue runner
+(``local.host.worker``, queue leases of 10 s renewed while the function runs, the sweep timer in
+the first) with ``LANGUAGE_MAX_REQUESTS_PER_MINUTE=480``, ``POLL_INITIAL_DELAY_SECONDS=1``,
+``POLL_MAX_DELAY_SECONDS=16``, the sweep every 5 s with ``SWEEP_GRACE_SECONDS=10``. The Language
+emulator allows 600 a minute (sliding window) and is squeezed to 300 for 30 s at the moment its
+60-s window holds the app's full budget (so the service refuses everything until the window
+drains: the worst moment, and what a fixed start time missed).
+
+It prints the most requests the app sent in any 60-s window, the 429s and their share, the longest
+invocation, the sweep's re-drives, lag p50/p95 (lastUpdatedDateTime to archivedAt, from the
+manifests) against the fair-share interval (one poll of every job at the budget) and GETs per job,
+and exits non-zero when a threshold fails: every job archived ``succeeded``, 429s at most 2 % of
+the app's requests, at most 1.1 x the budget in any 60-s window, lag p95 at most twice the
+fair-share interval (75 s here), no invocation longer than the budget's wait bound plus its own
+work, and no re-drive (no message was lost: every one would be a job that only waited).
 
     python -m local.bench.throttle                     # what `make bench-throttle` runs
     python -m local.bench.throttle --jobs 60 --workers 2 --budget 240
@@ -23,9 +31,7 @@ import logging
 import math
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -34,6 +40,7 @@ import aiohttp
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
 
+from local.bench.throttle_report import ThrottlePlan, ThrottleReport, percentile
 from local.emulator import EmulatorConfig, RateLimit, serve
 from local.emulator.server import RunningEmulator
 from local.host.azurite import Azurite
@@ -55,96 +62,8 @@ _TASKS: Final = (
     },
 )
 _CHECK_SECONDS: Final = 1.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class ThrottlePlan:
-    jobs: int = 300
-    workers: int = 3
-    budget: int = 480  # LANGUAGE_MAX_REQUESTS_PER_MINUTE
-    service_limit: int = 600  # the emulator's requests per minute
-    squeeze_limit: int = 300
-    squeeze_after: float = 40.0  # seconds after the workers start
-    squeeze_seconds: float = 30.0
-    #: The jobs run this long at the service, in equal shares: they finish at different times.
-    running_seconds: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0)
-    timeout: float = 900.0
-    max_throttled_share: float = 0.02
-    max_window_ratio: float = 1.1
-    max_lag_p95: float = 75.0
-
-
-@dataclass(kw_only=True)
-class ThrottleReport:
-    plan: ThrottlePlan
-    statuses: Counter[str] = field(default_factory=Counter)
-    requests: int = 0  # the app's requests to the Language emulator (GET job, cancel)
-    throttled: int = 0
-    max_in_window: int = 0  # the most requests in any 60-s window, accepted and refused
-    lags: list[float] = field(default_factory=list)
-    gets_per_job: float = 0.0
-    elapsed: float = 0.0
-    squeezed: bool = False
-    timeline: list[tuple[float, int]] = field(default_factory=list)  # (seconds, requests in the window)
-
-    @property
-    def throttled_share(self) -> float:
-        return self.throttled / self.requests if self.requests else 0.0
-
-    @property
-    def archived(self) -> int:
-        return sum(self.statuses.values())
-
-    def failures(self) -> list[str]:
-        plan = self.plan
-        found = []
-        if self.statuses.get("succeeded", 0) != plan.jobs:
-            succeeded = self.statuses.get("succeeded", 0)
-            found.append(f"archived succeeded {succeeded} of {plan.jobs}: {dict(self.statuses)}")
-        if self.throttled_share > plan.max_throttled_share:
-            found.append(
-                f"429s {self.throttled_share:.1%} of the app's requests > {plan.max_throttled_share:.0%}"
-            )
-        if self.max_in_window > plan.max_window_ratio * plan.budget:
-            found.append(
-                f"{self.max_in_window} requests in a 60-s window > {plan.max_window_ratio} x {plan.budget}"
-            )
-        p95 = percentile(self.lags, 95)
-        if p95 is None or p95 > plan.max_lag_p95:
-            found.append(f"lag p95 {p95} s > {plan.max_lag_p95:g} s")
-        if not self.squeezed:
-            found.append("the squeeze never happened (the run ended first)")
-        return found
-
-    def summary(self) -> str:
-        plan = self.plan
-        p50, p95 = percentile(self.lags, 50), percentile(self.lags, 95)
-        lines = [
-            f"bench-throttle: {plan.jobs} jobs, {plan.workers} workers, budget {plan.budget}/min, service "
-            f"{plan.service_limit}/min squeezed to {plan.squeeze_limit}/min for {plan.squeeze_seconds:g} s "
-            f"after {plan.squeeze_after:g} s",
-            f"requests {self.requests}, 429 {self.throttled} ({self.throttled_share:.2%}), most in any 60-s "
-            f"window {self.max_in_window} ({self.max_in_window / plan.budget:.2f} x budget)",
-            f"archived {self.archived} {dict(self.statuses)}, lag p50 {_seconds(p50)} p95 {_seconds(p95)}, "
-            f"GETs per job {self.gets_per_job:.2f}, whole run {self.elapsed:.0f} s",
-            "requests in the 60-s window, every 10 s: "
-            + " ".join(f"{int(at)}s:{count}" for at, count in self.timeline[::10]),
-        ]
-        failures = self.failures()
-        lines.append("PASS" if not failures else "FAIL: " + "; ".join(failures))
-        return "\n".join(lines)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (``None`` for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def _seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} s"
+#: What a worker logs for each job the sweep re-drives (``shared.sweep``).
+_REDRIVEN: Final = "archiver.redriven"
 
 
 async def run_bench_throttle(plan: ThrottlePlan, *, workdir: Path) -> ThrottleReport:
@@ -164,15 +83,20 @@ async def run_bench_throttle(plan: ThrottlePlan, *, workdir: Path) -> ThrottleRe
                 "ARCHIVE_CONTAINER": "throttle-archive",
                 "JOBS_QUEUE": "throttle-jobs",
                 "LANGUAGE_MAX_REQUESTS_PER_MINUTE": str(plan.budget),
-                "SWEEP_SCHEDULE": "0 */5 * * * *",  # the defaults: the sweep must not re-drive
-                "SWEEP_GRACE_SECONDS": "300",  # jobs that only wait for the budget
+                "POLL_INITIAL_DELAY_SECONDS": str(plan.poll_initial_delay),
+                "POLL_MAX_DELAY_SECONDS": str(plan.poll_max_delay),
+                # A tight sweep: it must still not re-drive jobs that only wait for the budget.
+                "SWEEP_SCHEDULE": f"*/{plan.sweep_every} * * * * *",
+                "SWEEP_GRACE_SECONDS": str(plan.sweep_grace),
             }
             job_ids = await _submit(http, emulator, plan)
             await enqueue_all(
                 azurite.connection_string, environ["JOBS_QUEUE"], map(job_message, job_ids), concurrency=32
             )
             workers = [
-                WorkerProcess(name=f"worker-{n}", workdir=workdir, environ=environ, timer=n == 0, lease=30)
+                WorkerProcess(
+                    name=f"worker-{n}", workdir=workdir, environ=environ, timer=n == 0, lease=plan.lease
+                )
                 for n in range(plan.workers)
             ]
             report = ThrottleReport(plan=plan)
@@ -180,10 +104,18 @@ async def run_bench_throttle(plan: ThrottlePlan, *, workdir: Path) -> ThrottleRe
             try:
                 for worker in workers:
                     await worker.start()
-                await _watch(plan, emulator, azurite.connection_string, environ["ARCHIVE_CONTAINER"], report)
+                await _watch(
+                    plan,
+                    emulator=emulator,
+                    workers=workers,
+                    connection_string=azurite.connection_string,
+                    archive=environ["ARCHIVE_CONTAINER"],
+                    report=report,
+                )
             finally:
                 await asyncio.gather(*(worker.stop() for worker in workers))
                 report.elapsed = time.monotonic() - started
+            report.redriven = sum(worker.log_text().count(_REDRIVEN) for worker in workers)
             window = emulator.state.window.report()
             report.requests = window["accepted"] + window["refused"]
             report.throttled = window["refused"]
@@ -201,24 +133,33 @@ async def run_bench_throttle(plan: ThrottlePlan, *, workdir: Path) -> ThrottleRe
 
 async def _watch(
     plan: ThrottlePlan,
+    *,
     emulator: RunningEmulator,
+    workers: Sequence[WorkerProcess],
     connection_string: str,
     archive: str,
     report: ThrottleReport,
 ) -> None:
-    """Squeeze the service's limit on schedule, sample its window, stop when every job is archived."""
+    """Squeeze the service's limit when its window holds the budget, sample the window and the
+    workers' longest invocation, stop when every job is archived."""
     state = emulator.state
     loop = asyncio.get_running_loop()
     started = loop.time()
-    squeeze_at, release_at = started + plan.squeeze_after, started + plan.squeeze_after + plan.squeeze_seconds
+    squeeze_at, release_at = started + plan.squeeze_after, math.inf
     async with BlobServiceClient.from_connection_string(connection_string, retry_total=0) as blobs:
         container = blobs.get_container_client(archive)
         while loop.time() - started < plan.timeout:
             now = loop.time()
-            if not report.squeezed and now >= squeeze_at:
+            window = state.window.report()
+            full = window["acceptedInWindow"] >= plan.squeeze_when_full * plan.budget
+            if not report.squeezed and (full or now >= squeeze_at):
                 state.rate_limit = RateLimit(requests_per_minute=plan.squeeze_limit)
-                report.squeezed = True
-                _log.info("squeeze: the service allows %d a minute", plan.squeeze_limit)
+                report.squeezed, report.squeezed_at, report.squeezed_full = True, now - started, full
+                release_at = now + plan.squeeze_seconds
+                _log.info(
+                    "squeeze at %.0f s (%d in the window): the service allows %d a minute",
+                    *(now - started, window["acceptedInWindow"], plan.squeeze_limit),
+                )
             if (
                 report.squeezed
                 and now >= release_at
@@ -226,7 +167,10 @@ async def _watch(
             ):
                 state.rate_limit = RateLimit(requests_per_minute=plan.service_limit)
                 _log.info("released: the service allows %d a minute again", plan.service_limit)
-            window = state.window.report()
+            for worker in workers:
+                longest = worker.status().get("longestInvocationMs", 0) / 1000
+                report.longest_invocation = max(report.longest_invocation, longest)
+            report.totals.append((now - started, window["accepted"] + window["refused"], window["refused"]))
             report.timeline.append((now - started, window["acceptedInWindow"] + window["refusedInWindow"]))
             if report.squeezed and now >= release_at and await _manifests(container) >= plan.jobs:
                 return
@@ -298,7 +242,12 @@ def main() -> int:
     )
     parser.add_argument("--service-limit", type=int, default=defaults.service_limit)
     parser.add_argument("--squeeze-limit", type=int, default=defaults.squeeze_limit)
-    parser.add_argument("--squeeze-after", type=float, default=defaults.squeeze_after)
+    parser.add_argument(
+        "--squeeze-after",
+        type=float,
+        default=defaults.squeeze_after,
+        help="seconds: squeeze then if the window has not filled by then",
+    )
     parser.add_argument("--squeeze-seconds", type=float, default=defaults.squeeze_seconds)
     parser.add_argument("--keep", action="store_true", help="keep Azurite's data and the workers' logs")
     parser.add_argument("-v", "--verbose", action="store_true")

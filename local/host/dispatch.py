@@ -137,10 +137,12 @@ class Dispatcher:
         self._stats.invoked += 1
         renewing = asyncio.Event()
         renewal = asyncio.create_task(self._leases.keep(client, message, renewing))
+        started = asyncio.get_running_loop().time()
         try:
             try:
                 await invoke(fn.call, {fn.arg_name: queue_message})
             finally:
+                self._stats.longest = max(self._stats.longest, asyncio.get_running_loop().time() - started)
                 # Let a renewal in progress finish: its new pop receipt is the one that settles.
                 renewing.set()
                 await asyncio.wait([renewal])

@@ -25,6 +25,8 @@ class RunnerStats:
     poisoned: int = 0
     timer_fired: int = 0
     timer_failed: int = 0
+    #: The longest queue invocation so far, in seconds (the throttle bench reports it).
+    longest: float = 0.0
 
 
 async def invoke(call: Callable[..., Any], kwargs: dict[str, Any]) -> None:

@@ -85,11 +85,15 @@ class WorkerProcess:
             self._log.close()
             self._log = None
 
-    def log_tail(self, lines: int = 5) -> str:
+    def log_text(self) -> str:
+        """Everything the process logged (WARNING and above), all its runs; empty when unreadable."""
         try:
-            return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+            return self._log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self, lines: int = 5) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 @contextlib.contextmanager

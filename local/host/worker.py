@@ -3,8 +3,9 @@
 ``python -m local.host.worker --name w1 --status FILE [--timer] [--lease-seconds 10]`` reads the
 app settings from the environment like the Functions host, serves the jobs queue (and the sweep
 timer with ``--timer``) until SIGTERM, or until SIGKILL when a chaos run kills it. Every
-``_STATUS_SECONDS`` it replaces FILE with ``{"inFlight": n, "invoked": n, "pid": n}``, so the run
-can time its kills while an invocation is in flight.
+``_STATUS_SECONDS`` it replaces FILE with ``{"inFlight": n, "invoked": n, "pid": n, ...}``, so the
+run can time its kills while an invocation is in flight (and the throttle bench read the longest
+invocation).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ async def serve(*, name: str, status: Path, timer: bool, lease_seconds: int) -> 
                 "inFlight": runner.in_flight,
                 "invoked": runner.stats.invoked,
                 "succeeded": runner.stats.succeeded,
+                "longestInvocationMs": round(runner.stats.longest * 1000),
                 "pid": os.getpid(),
                 "rssKiB": _rss_kib(),
                 "peakRssKiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # KiB on Linux

@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.runtime import process_runtime
+from shared import worker
+from shared.messages import JobMessage
+from shared.runtime import build_runtime, process_runtime
+from shared.sweep import run_sweep
 from shared.worker import MAX_BUDGET_WAIT, Outcome, handle_message
 from tests.conftest import EMULATOR_KEY
 
@@ -66,7 +69,7 @@ async def test_a_429_reschedules_the_job_and_pauses_every_request_of_the_app(sta
     assert result.delay == stack.settings.poll_max_delay_seconds
     state = runtime.budget.state  # type: ignore[attr-defined]
     assert state.throttled_until > time.time() + 5
-    assert state.factor == 0.5
+    assert state.factor == 1.0  # the first 429 of a squeeze: Retry-After says all there is
     assert (await stack.requests_for(job_id))["GET"] == 2  # the direct one and the app's one only
 
 
@@ -85,3 +88,68 @@ async def test_a_429_asking_for_one_second_is_the_requests_own_and_pauses_nobody
     assert state is not None
     assert state.throttled_until < time.time()
     assert state.factor == 1.0
+
+
+@pytest.mark.parametrize("stack", [{"LANGUAGE_MAX_REQUESTS_PER_MINUTE": "600"}], indirect=True)
+async def test_under_a_squeeze_no_invocation_waits_past_the_bound_and_the_ledger_says_when(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many invocations wait while the service's limit drops under them: each returns within the
+    wait bound (3 s here, 30 s in production) plus its own work, none fails, and every job that
+    goes back on the queue is due in the ledger no earlier than its invocation ended."""
+    bound, work = 3.0, 6.0
+    monkeypatch.setattr(worker, "MAX_BUDGET_WAIT", bound)
+    runtime = await process_runtime()
+    job_ids = [await stack.submit() for _ in range(24)]
+    await stack.admin("PUT", "rate-limit", {"requestsPerMinute": 6})
+    loop = asyncio.get_running_loop()
+
+    async def invoke(job_id: str) -> tuple[str, object, float, datetime]:
+        started = loop.time()
+        result = await handle_message(
+            json.dumps({"jobId": job_id}).encode(), dequeue_count=1, runtime=runtime
+        )
+        return job_id, result.outcome, loop.time() - started, datetime.now(UTC)
+
+    try:
+        runs = await asyncio.gather(*(invoke(job_id) for job_id in job_ids))
+    finally:
+        await stack.admin("PUT", "rate-limit", {"requestsPerMinute": None})
+
+    assert max(seconds for _, _, seconds, _ in runs) <= bound + work
+    rescheduled = [(job_id, ended) for job_id, outcome, _, ended in runs if outcome is Outcome.RESCHEDULED]
+    assert len(rescheduled) >= len(job_ids) - 6  # the squeezed service admitted six at most
+    for job_id, ended in rescheduled:
+        due = await record_due(stack, job_id)
+        assert due is not None
+        assert due >= ended - timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("stack", [{"SWEEP_GRACE_SECONDS": "10"}], indirect=True)
+async def test_the_sweep_does_not_redrive_a_job_whose_poll_only_waits_for_the_budget(stack: Stack) -> None:
+    """A pending job's poll came 40 s late and now waits for a 12-s pause: another instance's sweep
+    (grace 10 s) sees in the ledger that the poll is held, not lost."""
+    runtime = await process_runtime()
+    other = await build_runtime(stack.settings)
+    try:
+        job_id = await stack.submit()
+        now = datetime.now(UTC)
+        due = now - timedelta(seconds=40)
+        message = JobMessage(job_id=job_id, attempt=3, first_seen_at=now - timedelta(minutes=2), due_at=due)
+        etag = await runtime.ledger.create(message, next_poll_at=due)
+        await runtime.budget.throttled(12.0)
+        poll = asyncio.create_task(
+            handle_message(
+                message.evolve(ledger_etag=etag).to_json().encode(), dequeue_count=1, runtime=runtime
+            )
+        )
+        await asyncio.sleep(2.0)
+
+        report = await run_sweep(other)
+        result = await poll
+    finally:
+        await other.aclose()
+
+    assert report.redriven == 0
+    assert result.outcome in (Outcome.RESCHEDULED, Outcome.ARCHIVED)
+    assert await stack.queue_length(stack.settings.jobs_queue) <= 1  # its own next poll at most

@@ -4,14 +4,16 @@ every instance, waiters go nearest-deadline first, and a lost blob starts afresh
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from azure.storage.blob.aio import ContainerClient
 
-from shared.budget import BudgetLimits
-from shared.request_budget import BlobBudgetStore, RequestBudget, budget_blob
+from shared.budget import CLOCK_TOLERANCE_SECONDS, BudgetLimits, BudgetState, state_from_json, state_to_json
+from shared.request_budget import BlobBudgetStore, BudgetBusy, RequestBudget, budget_blob
 
 from .conftest import Stack
 
@@ -25,8 +27,10 @@ def container(stack: Stack) -> ContainerClient:
     return stack.blobs.get_container_client(f"budget-{uuid.uuid4().hex[:12]}")
 
 
-def instance(where: ContainerClient) -> RequestBudget:
-    return RequestBudget(store=BlobBudgetStore(container=where, name=BLOB), limits=LIMITS)
+def instance(
+    where: ContainerClient, limits: BudgetLimits = LIMITS, clock: Callable[[], float] = time.time
+) -> RequestBudget:
+    return RequestBudget(store=BlobBudgetStore(container=where, name=BLOB), limits=limits, clock=clock)
 
 
 async def test_two_instances_share_one_bucket(stack: Stack) -> None:
@@ -52,7 +56,7 @@ async def test_a_429_at_one_instance_pauses_the_other(stack: Stack) -> None:
     assert time.monotonic() - started >= 1.9
     state = second.state
     assert state is not None
-    assert state.factor < 1.0
+    assert state.throttled_until > 0
 
 
 async def test_waiters_go_nearest_deadline_first(stack: Stack) -> None:
@@ -99,3 +103,96 @@ async def test_an_unreadable_blob_is_started_afresh(stack: Stack) -> None:
     await where.upload_blob(BLOB, b"not json")
 
     assert await asyncio.wait_for(instance(where).acquire(), timeout=10) >= 0
+
+
+async def test_no_waiter_waits_past_its_give_up_time(stack: Stack) -> None:
+    budget = instance(container(stack), BudgetLimits(per_minute=60))  # one a second
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + 1.5
+
+    async def wait() -> tuple[float, float | None]:
+        try:
+            await budget.acquire(give_up_at=give_up_at)
+        except BudgetBusy as busy:
+            return loop.time(), busy.wait
+        return loop.time(), None
+
+    ended = await asyncio.gather(*(wait() for _ in range(10)))
+
+    assert max(at for at, _ in ended) <= give_up_at + 0.5
+    busy = [wait for _, wait in ended if wait is not None]
+    assert 5 <= len(busy) < 10
+    assert min(busy) >= 1.0
+
+
+async def test_a_pause_longer_than_the_wait_allowed_answers_busy_at_once(stack: Stack) -> None:
+    budget = instance(container(stack))
+    await budget.acquire()
+    await budget.throttled(40.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    with pytest.raises(BudgetBusy) as busy:
+        await budget.acquire(give_up_at=started + 30.0)
+
+    assert loop.time() - started < 1.0
+    assert busy.value.wait >= 39.0
+
+
+@pytest.mark.parametrize(
+    "data", [b'{"tokens": NaN, "stamp": 1}', b'{"tokens": 1, "stamp": 1, "factor": -2}', b'{"tokens": "x"}']
+)
+async def test_a_blob_that_holds_nonsense_is_reset_with_a_warning(
+    stack: Stack, data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = container(stack)
+    await where.create_container()
+    await where.upload_blob(BLOB, data)
+    budget = instance(where)
+
+    with caplog.at_level(logging.WARNING, logger="archiver.budget"):
+        assert await asyncio.wait_for(budget.acquire(), timeout=10) >= 0
+
+    assert "unusable" in caplog.text
+    stored = await (await where.download_blob(BLOB)).readall()
+    assert state_from_json(LIMITS, stored, time.time()).stamp <= time.time() + 1
+
+
+async def test_a_clock_running_an_hour_ahead_neither_pushes_the_state_ahead_nor_starves_the_others(
+    stack: Stack,
+) -> None:
+    where = container(stack)
+    ahead = instance(where, clock=lambda: time.time() + 3600.0)
+    await ahead.acquire()  # its first write still carries its own clock: readers pull it back
+    await ahead.set_pending(5)  # from then on it writes on the storage service's clock
+
+    assert ahead.clock_offset == pytest.approx(-3600.0, abs=CLOCK_TOLERANCE_SECONDS + 2.0)
+    stored = state_from_json(LIMITS, await (await where.download_blob(BLOB)).readall(), time.time() + 3600)
+    assert stored.stamp <= time.time() + CLOCK_TOLERANCE_SECONDS + 1.5
+    started = time.monotonic()
+    await asyncio.wait_for(instance(where).acquire(), timeout=10)
+    assert time.monotonic() - started < 5.0
+
+
+async def test_a_budget_of_one_a_minute_spends_the_token_it_has_within_the_wait_bound(stack: Stack) -> None:
+    where = container(stack)
+    await where.create_container()
+    await where.upload_blob(BLOB, state_to_json(BudgetState(tokens=1.0, stamp=time.time())))
+    budget = instance(where, BudgetLimits(per_minute=1))
+    loop = asyncio.get_running_loop()
+
+    waited = await asyncio.wait_for(budget.acquire(give_up_at=loop.time() + 30.0), timeout=10)
+
+    assert waited < 5.0
+    assert budget.estimated_wait() > 30.0  # the next one is a minute away: the worker reschedules it
+
+
+async def test_a_poll_may_come_one_cycle_of_the_pending_jobs_late_and_still_only_wait_its_turn(
+    stack: Stack,
+) -> None:
+    where = container(stack)
+    await instance(where).set_pending(300)  # 30 s of polls at 10 a second
+
+    late = await instance(where).lateness()
+
+    assert late == pytest.approx(300 / LIMITS.rate, abs=0.5)

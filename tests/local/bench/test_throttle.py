@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.bench.throttle import ThrottlePlan, percentile, run_bench_throttle
+from local.bench.throttle import ThrottlePlan, ThrottleReport, percentile, run_bench_throttle
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -24,7 +24,7 @@ PLAN = ThrottlePlan(
     running_seconds=(0.0, 5.0, 10.0, 20.0),
     timeout=240.0,
     max_throttled_share=0.08,  # a few 429s are a large share of ~100 requests
-    max_lag_p95=75.0,
+    max_lag_intervals=5.0,  # 75 s: the fair-share interval of 60 jobs at 240 a minute is 15 s
 )
 
 
@@ -43,3 +43,14 @@ def test_percentile_is_the_nearest_rank() -> None:
     assert percentile([], 95) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile([float(n) for n in range(1, 101)], 95) == 95.0
+
+
+def test_climb_back_counts_the_requests_after_the_first_429() -> None:
+    report = ThrottleReport(plan=PLAN)
+    report.totals = [(0.0, 0, 0), (10.0, 50, 0), (11.0, 51, 1), (30.0, 51, 1), (36.0, 90, 1), (61.0, 200, 1)]
+
+    assert report.climb_back() == (11.0, 39, 110)
+
+
+def test_no_429_means_no_climb_back() -> None:
+    assert ThrottleReport(plan=PLAN, totals=[(0.0, 5, 0)]).climb_back() is None
