@@ -53,7 +53,7 @@ async def soak(
             "ARCHIVE_CONTAINER": "soak-archive",
             "JOBS_QUEUE": "soak-jobs",
             "SWEEP_SCHEDULE": "0 0 0 1 1 *",
-            "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "100000",  # its maximum: throughput, not the budget, is measured
+            "LANGUAGE_MAX_REQUESTS_PER_MINUTE": "100000",  # the most: throughput is measured
         }
         gate = asyncio.Semaphore(16)
         docs = [{"id": str(n), "text": _TEXT} for n in range(documents)]
