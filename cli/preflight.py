@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
@@ -65,20 +66,19 @@ def check_connection_string(value: str | None) -> None:
 
 async def require_container(container: ContainerClient, *, setting: str) -> None:
     """One request (get properties): the container that ``setting`` names must exist."""
-    try:
-        await container.get_container_properties()
-    except ResourceNotFoundError:
-        raise SettingsError(_missing(setting, "container", container.container_name)) from None
-    except HttpResponseError as exc:
-        _unless_forbidden(exc)
+    await _require(container.get_container_properties(), setting, "container", container.container_name)
 
 
 async def require_queue(queue: QueueClient, *, setting: str) -> None:
     """One request (get properties): the queue that ``setting`` names must exist."""
+    await _require(queue.get_queue_properties(), setting, "queue", queue.queue_name)
+
+
+async def _require(properties: Awaitable[object], setting: str, kind: str, name: str) -> None:
     try:
-        await queue.get_queue_properties()
+        await properties
     except ResourceNotFoundError:
-        raise SettingsError(_missing(setting, "queue", queue.queue_name)) from None
+        raise SettingsError(_missing(setting, kind, name)) from None
     except HttpResponseError as exc:
         _unless_forbidden(exc)
 
