@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from .jsontext import nesting_depth, well_formed
+from .jsontext import SURROGATE_ESCAPE, nesting_depth, well_formed
 from .timefmt import parse_time
 
 __all__ = [
@@ -38,8 +37,6 @@ MAX_ANSWER_BYTES: Final = 16 * 1024 * 1024
 #: levels (job, tasks, items, results, documents, entities, metadata, errors with innererror).
 MAX_ANSWER_DEPTH: Final = 64
 
-#: A ``\u`` escape of a UTF-16 surrogate, either case (a pair or a lone one: ``well_formed`` tells).
-_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _MAX_STATUS_CHARS: Final = 64
 _EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
@@ -94,7 +91,7 @@ def parse_answer(body: bytes, *, job_id: str) -> JobPage:
         raise MalformedJob(f"the answer is not valid JSON ({exc.msg})") from None
     except (ValueError, RecursionError) as exc:  # a number JSON cannot hold; the depth check
         raise MalformedJob(f"the answer is not valid JSON ({exc})") from None
-    if _SURROGATE_ESCAPE.search(text):  # the only way decoded text can carry a lone surrogate
+    if SURROGATE_ESCAPE.search(text):  # the only way decoded text can carry a lone surrogate
         value = well_formed(value)
     return parse_job_page(value, job_id=job_id)
 
