@@ -11,7 +11,9 @@ app = func.FunctionApp()
 @app.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="AzureWebJobsStorage")
 async def poll_job(msg: func.QueueMessage) -> None:
     """Poll one Language job; archive it when it has ended, else schedule the next poll."""
-    await on_jobs_message(msg.get_body(), dequeue_count=msg.dequeue_count or 1)
+    await on_jobs_message(
+        msg.get_body(), dequeue_count=msg.dequeue_count or 1, enqueued_at=msg.insertion_time
+    )
 
 
 @app.function_name("sweep_ledger")

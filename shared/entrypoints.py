@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from .runtime import process_runtime
 from .sweep import SweepReport, run_sweep
@@ -16,9 +17,12 @@ _log = logging.getLogger("archiver")
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
-async def on_jobs_message(body: bytes, *, dequeue_count: int) -> Result:
-    """One message of the jobs queue (already base64-decoded by the binding)."""
-    return await handle_message(body, dequeue_count=dequeue_count, runtime=await process_runtime())
+async def on_jobs_message(body: bytes, *, dequeue_count: int, enqueued_at: datetime | None = None) -> Result:
+    """One message of the jobs queue (already base64-decoded by the binding); ``enqueued_at``: its
+    insertion time, as the queue service recorded it."""
+    return await handle_message(
+        body, dequeue_count=dequeue_count, runtime=await process_runtime(), enqueued_at=enqueued_at
+    )
 
 
 async def on_sweep_timer(*, past_due: bool) -> SweepReport:

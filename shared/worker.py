@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
@@ -31,7 +31,7 @@ from .language import (
     UntrustedLink,
     UnusableResponse,
 )
-from .messages import InvalidMessage, JobMessage, parse_body
+from .messages import InvalidMessage, JobMessage, parse_body, sane_time
 from .policy import GiveUp, PollAgain, WaitReason, next_poll, queue_visibility
 from .request_budget import BudgetBusy
 from .runtime import Runtime
@@ -125,8 +125,11 @@ class Result:
     details: tuple[tuple[str, AttributeValue], ...] = ()
 
 
-async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -> Result:
-    """Process one jobs-queue message (base64 already decoded) and return what became of the job.
+async def handle_message(
+    body: bytes, *, dequeue_count: int, runtime: Runtime, enqueued_at: datetime | None = None
+) -> Result:
+    """Process one jobs-queue message (base64 already decoded) and return what became of the job;
+    ``enqueued_at``: when the queue service inserted it (a naive time is UTC; None: unknown).
 
     One span covers the invocation (the Language and storage calls nest under it), and one
     outcome record says what became of it; a real fault raises out of both."""
@@ -144,7 +147,9 @@ async def handle_message(body: bytes, *, dequeue_count: int, runtime: Runtime) -
             result = Result(Outcome.POISONED, reason=exc.reason)
         else:
             span.set_attribute(JOB_ID, message.job_id)
-            result = await _JobPoll(runtime, message, dequeue_count=dequeue_count).run()
+            result = await _JobPoll(
+                runtime, message, dequeue_count=dequeue_count, enqueued_at=enqueued_at
+            ).run()
         span.set_attribute(OUTCOME, result.outcome.value)
         _log_outcome(result, message, dequeue_count=dequeue_count)
         return result
@@ -181,9 +186,19 @@ def _log_outcome(result: Result, message: JobMessage | None, *, dequeue_count: i
 class _JobPoll:
     """The decisions for one message; every path ends in a ``Result`` or raises a real fault."""
 
-    def __init__(self, runtime: Runtime, message: JobMessage, *, dequeue_count: int) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        message: JobMessage,
+        *,
+        dequeue_count: int,
+        enqueued_at: datetime | None = None,
+    ) -> None:
         self._rt = runtime
         self._now = runtime.clock()
+        if enqueued_at is not None and enqueued_at.tzinfo is None:
+            enqueued_at = enqueued_at.replace(tzinfo=UTC)
+        self._enqueued_at = sane_time(enqueued_at)
         self._job_id = message.job_id
         self._log = job_log(_log, job_id=message.job_id, correlation_id=message.correlation_id)
         message = self._plausible(message)
@@ -226,7 +241,11 @@ class _JobPoll:
         if self._new:
             self._rt.budget.jobs_changed(+1)
         if message.due_at is not None:
-            self._rt.budget.poll_late(max(0.0, (self._now - message.due_at).total_seconds()))
+            # The app sends each message before it is due (a visibility delay): a due time before
+            # the insertion is not the app's (a forged or re-driven message), and its lateness is
+            # counted from the insertion, so no message can widen the sweep's grace by itself.
+            due = max(message.due_at, self._enqueued_at or message.due_at)
+            self._rt.budget.poll_late(max(0.0, (self._now - due).total_seconds()))
         # Never deferred past the job's expiry margin: it is first in line at this instance anyway.
         wait = min(self._rt.budget.estimated_wait(), self._priority(message, None) - self._now.timestamp())
         if wait > MAX_BUDGET_WAIT:

@@ -97,13 +97,22 @@ class Stack:
         assert etag is not None
         return message.evolve(ledger_etag=etag).to_json()
 
-    async def deliver(self, body: str | bytes | Mapping[str, Any], *, dequeue_count: int = 1) -> None:
-        """Hand one message to the real queue-triggered function, as the host would."""
+    async def deliver(
+        self,
+        body: str | bytes | Mapping[str, Any],
+        *,
+        dequeue_count: int = 1,
+        enqueued_at: datetime | None = None,
+    ) -> None:
+        """Hand one message to the real queue-triggered function, as the host would (``enqueued_at``:
+        its insertion time, unknown by default)."""
         if isinstance(body, Mapping):
             body = json.dumps(body)
         raw = body.encode("utf-8") if isinstance(body, str) else body
         poll_job = app_function("poll_job")
-        message = QueueMessage(id=str(uuid.uuid4()), body=raw, dequeue_count=dequeue_count)  # type: ignore[no-untyped-call]
+        message = QueueMessage(  # type: ignore[no-untyped-call]
+            id=str(uuid.uuid4()), body=raw, dequeue_count=dequeue_count, insertion_time=enqueued_at
+        )
         await poll_job(message)
 
     async def next_job_message(self, *, wait: float = 10.0) -> tuple[str, int]:

@@ -14,6 +14,7 @@ from shared import worker
 from shared.messages import JobMessage
 from shared.runtime import build_runtime, process_runtime
 from shared.sweep import run_sweep
+from shared.timefmt import format_time
 from shared.worker import MAX_BUDGET_WAIT, Outcome, handle_message
 from tests.conftest import EMULATOR_KEY
 
@@ -153,3 +154,24 @@ async def test_the_sweep_does_not_redrive_a_job_whose_poll_only_waits_for_the_bu
     assert report.redriven == 0
     assert result.outcome in (Outcome.RESCHEDULED, Outcome.ARCHIVED)
     assert await stack.queue_length(stack.settings.jobs_queue) <= 1  # its own next poll at most
+
+
+async def test_a_due_time_before_the_messages_insertion_cannot_make_polls_look_late(stack: Stack) -> None:
+    job_id = await stack.submit()
+    now = datetime.now(UTC)
+    forged = {"jobId": job_id, "_poll": {"attempt": 3, "dueAt": format_time(now - timedelta(hours=10))}}
+
+    await stack.deliver(forged, enqueued_at=now)
+
+    assert await (await process_runtime()).budget.lateness() < 60
+
+
+async def test_a_poll_late_after_its_insertion_counts_from_its_due_time(stack: Stack) -> None:
+    job_id = await stack.submit()
+    now = datetime.now(UTC)
+    due = now - timedelta(minutes=10)
+    message = {"jobId": job_id, "_poll": {"attempt": 3, "dueAt": format_time(due)}}
+
+    await stack.deliver(message, enqueued_at=due - timedelta(seconds=5))
+
+    assert await (await process_runtime()).budget.lateness() >= 590
