@@ -179,12 +179,18 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         poll_max_delay_seconds=maximum,
         sweep_schedule=_ncrontab("SWEEP_SCHEDULE", get("SWEEP_SCHEDULE")),
         sweep_grace_seconds=_seconds("SWEEP_GRACE_SECONDS", get("SWEEP_GRACE_SECONDS")),
-        language_max_requests_per_minute=_per_minute(
-            "LANGUAGE_MAX_REQUESTS_PER_MINUTE", get("LANGUAGE_MAX_REQUESTS_PER_MINUTE")
+        language_max_requests_per_minute=_whole(
+            "LANGUAGE_MAX_REQUESTS_PER_MINUTE",
+            get("LANGUAGE_MAX_REQUESTS_PER_MINUTE"),
+            unit="requests a minute",
+            example="600 (S tier) or 200 (F0/S0)",
         ),
         events_queue=_events_queue(get("EVENTS_QUEUE"), jobs_queue=jobs_queue),
-        events_time_to_live_seconds=_whole_seconds(
-            EVENTS_TIME_TO_LIVE_SETTING, get(EVENTS_TIME_TO_LIVE_SETTING)
+        events_time_to_live_seconds=_whole(
+            EVENTS_TIME_TO_LIVE_SETTING,
+            get(EVENTS_TIME_TO_LIVE_SETTING),
+            unit="seconds",
+            example=str(_SPECS[EVENTS_TIME_TO_LIVE_SETTING].default),
         ),
         applicationinsights_connection_string=_telemetry_connection(
             get("APPLICATIONINSIGHTS_CONNECTION_STRING")
@@ -289,34 +295,18 @@ def _seconds(name: str, value: str | None) -> float:
     return seconds
 
 
-def _whole_seconds(name: str, value: str | None) -> int:
-    """A whole number of seconds within the bounds its ``SettingSpec`` declares."""
+def _whole(name: str, value: str | None, *, unit: str, example: str) -> int:
+    """A whole number of ``unit`` within the bounds its ``SettingSpec`` declares."""
     assert value is not None
-    spec = _SPECS[name]
-    low, high = int(spec.minimum or 0), int(spec.maximum or 0)
-    hint = f"use a whole number of seconds from {low} to {high}, e.g. {spec.default}"
+    low, high = (int(bound) for bound in bounds(name))  # 2592000, not 2.592e+06
+    hint = f"use a whole number of {unit} from {low} to {high}, e.g. {example}"
     try:
-        seconds = int(value)
+        number = int(value)
     except ValueError:
-        raise SettingsError(f"{name} {value!r} is not a whole number of seconds: {hint}") from None
-    if not low <= seconds <= high:
+        raise SettingsError(f"{name} {value!r} is not a whole number of {unit}: {hint}") from None
+    if not low <= number <= high:
         raise SettingsError(f"{name} {value!r} is out of range: {hint}")
-    return seconds
-
-
-def _per_minute(name: str, value: str | None) -> int:
-    assert value is not None
-    low, high = bounds(name)
-    hint = (
-        f"use a whole number of requests a minute from {low:g} to {high:g}, e.g. 600 (S tier) or 200 (F0/S0)"
-    )
-    try:
-        count = int(value)
-    except ValueError:
-        raise SettingsError(f"{name} {value!r} is not a whole number: {hint}") from None
-    if not low <= count <= high:
-        raise SettingsError(f"{name} {value!r} is out of range: {hint}")
-    return count
+    return number
 
 
 # Per field: digits and * , - / ; month and day-of-week also take English names (JAN, MON, ...).
