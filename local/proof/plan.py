@@ -120,7 +120,6 @@ LIFECYCLES: Final = (
         documents=3,
         tasks=(_PREBUILT, _CUSTOM),
         statuses=frozenset({"notFound"}),
-        running_seconds=3600,
         purge=True,
     ),
 )
