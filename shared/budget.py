@@ -6,9 +6,11 @@ token bucket whose rate is ``LANGUAGE_MAX_REQUESTS_PER_MINUTE / 60`` times a fac
 
 - **Bucket.** Tokens refill at ``rate * factor`` per second up to ``capacity`` (``burst_seconds``
   of the full rate, at least one token). An instance takes tokens in batches and may spend them
-  up to ``hold_seconds`` later (then they expire). In any 60-s window the app therefore spends at most
-  ``capacity + rate * (60 + hold_seconds)``: the tokens in the bucket at the window's start, those
-  refilled inside it, and those taken in the ``hold_seconds`` before it. ``BudgetLimits`` keeps
+  up to ``hold_seconds`` later (then they expire). In any 60-s window the app therefore spends at
+  most ``capacity + rate * (60 + hold_seconds)``: the tokens in the bucket at the window's start,
+  those refilled inside it, and those taken in the ``hold_seconds`` before it (a batch taken ahead
+  of need, ``refill_due``, is no exception: it too is taken from the bucket and expires
+  ``hold_seconds`` after its take, whenever its pacing starts). ``BudgetLimits`` keeps
   ``burst_seconds + hold_seconds <= 6`` so that this stays within the budget + 10 %. A batch is one
   ``Pacing`` (first time, spacing, tokens): its memory and the work to take it are the same at 1
   or 100,000 requests a minute.
@@ -62,6 +64,7 @@ __all__ = [
     "effective_rate",
     "paced",
     "ready_at",
+    "refill_due",
     "state_from_json",
     "state_to_json",
     "take",
@@ -83,6 +86,11 @@ LATE_DECAY_SECONDS: Final = 60.0
 #: has whole seconds; a round trip adds a little), and how far ahead of a reader's clock a time in
 #: the shared state may lie before the reader pulls it back.
 CLOCK_TOLERANCE_SECONDS: Final = 2.0
+#: A batch in use is followed by the next one taken ahead this long before it expires...
+REFILL_BEFORE_EXPIRY_SECONDS: Final = 1.0
+#: ...once it has served this many requests: an instance that sends fewer than one or two a
+#: second loses nothing worth a storage transaction to the round trip of a take at need.
+REFILL_MIN_SPENT: Final = 4
 #: Pending jobs and lateness beyond these are nonsense in a blob (a day of lateness, a billion jobs).
 _MAX_PENDING: Final = 1e9
 _MAX_LATE_SECONDS: Final = 86_400.0
@@ -167,6 +175,11 @@ class Pacing(NamedTuple):
     def usable_from(self, index: int) -> float:
         return self.start + index * self.spacing
 
+    @property
+    def end(self) -> float:
+        """When the token after the last would be usable: where a batch taken ahead starts."""
+        return self.usable_from(self.tokens)
+
 
 def effective_rate(limits: BudgetLimits, state: BudgetState) -> float:
     return limits.rate * state.factor
@@ -215,15 +228,43 @@ def ready_at(limits: BudgetLimits, state: BudgetState, now: float, wanted: int =
     return start + missing / effective_rate(limits, state)
 
 
-def paced(limits: BudgetLimits, state: BudgetState, now: float, granted: int) -> Pacing:
+def paced(
+    limits: BudgetLimits, state: BudgetState, now: float, granted: int, *, after: float | None = None
+) -> Pacing:
     """When each of ``granted`` tokens taken at ``now`` may be spent, and when they expire.
 
     One every ``1 / rate`` seconds: a batch fired at once would, the moment the service's limit is
     reached, be refused whole before the first 429 could stop it. A batch is at most half the bucket
     (``burst_seconds / 2`` of the full rate), so even at the lowest factor the last token is
-    usable before it expires (``hold_seconds``)."""
-    spacing = min(1.0 / effective_rate(limits, state), limits.hold_seconds / (granted + 1))
-    return Pacing(start=now, spacing=spacing, tokens=max(0, granted), expires=now + limits.hold_seconds)
+    usable before it expires (``hold_seconds``). A batch taken ahead starts ``after`` the held
+    one's last token (``Pacing.end``), so the two together keep the same pace; it is squeezed
+    into what is left of its ``hold_seconds`` when that is shorter."""
+    start = now if after is None else min(max(now, after), now + limits.hold_seconds)
+    expires = now + limits.hold_seconds
+    room = max(expires - start, 0.0)
+    spacing = min(1.0 / effective_rate(limits, state), room / (granted + 1))
+    return Pacing(start=start, spacing=spacing, tokens=max(0, granted), expires=expires)
+
+
+def refill_due(limits: BudgetLimits, state: BudgetState, held: Pacing, spent: int, now: float) -> bool:
+    """Whether an instance spending ``held`` (``spent`` of it gone) takes its next batch now, ahead
+    of need, from the shared ``state`` it last saw.
+
+    A take at need stops the instance's requests for a storage round trip (40 ms across regions:
+    a tenth of a job's poll); taken ahead, the next batch is there when the held one runs out.
+    Only when it pays: the held batch is half spent, or it expires within
+    ``REFILL_BEFORE_EXPIRY_SECONDS`` after serving ``REFILL_MIN_SPENT`` requests (a busy instance);
+    and the bucket as last seen holds at least as many tokens as the held batch, so the take
+    ahead costs no more storage transactions per request than the one it replaces. Near the
+    budget's limit the bucket is empty and takes wait for need, as before."""
+    remaining = held.tokens - spent
+    if remaining <= 0 or held.expires <= now or now < state.throttled_until:
+        return False
+    running_low = remaining <= spent
+    expiring = held.expires - now <= REFILL_BEFORE_EXPIRY_SECONDS and spent >= REFILL_MIN_SPENT
+    if not (running_low or expiring):
+        return False
+    return advance(limits, state, now).tokens >= min(held.tokens, limits.batch)
 
 
 def throttle(limits: BudgetLimits, state: BudgetState, now: float, retry_after: float | None) -> BudgetState:

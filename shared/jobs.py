@@ -81,10 +81,10 @@ def parse_answer(body: bytes, *, job_id: str) -> JobPage:
     """
     if len(body) > MAX_ANSWER_BYTES:
         raise MalformedJob(f"the answer has {len(body)} bytes, more than the {MAX_ANSWER_BYTES} allowed")
+    if nesting_depth(body) > MAX_ANSWER_DEPTH:
+        raise MalformedJob(f"the answer nests deeper than the {MAX_ANSWER_DEPTH} levels allowed")
     # Bytes that are not UTF-8 become U+FFFD too; a byte-order mark is not part of the JSON.
     text = body.decode("utf-8-sig", "replace")
-    if nesting_depth(text) > MAX_ANSWER_DEPTH:
-        raise MalformedJob(f"the answer nests deeper than the {MAX_ANSWER_DEPTH} levels allowed")
     try:
         value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except json.JSONDecodeError as exc:

@@ -30,10 +30,13 @@ __all__ = [
 
 #: An integer literal longer than this is read as a float (infinite beyond float's range).
 _MAX_INT_DIGITS: Final = 100
-# A terminated JSON string literal, unrolled and possessive: linear, and fast in C.
-_STRING: Final = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
-_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]++")
-_STEP: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
+#: Every byte but the five that shape JSON outside its strings: deleted before counting.
+_NOT_STRUCTURE: Final = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+#: Openings to ``(`` and closings to ``)``: a pair is a pair, whichever its kind.
+_PARENS: Final = bytes.maketrans(b"[{]}", b"(())")
+#: Levels counted by removing innermost pairs; deeper text is counted bracket by bracket.
+_PAIR_ROUNDS: Final = 32
+_STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 #: A ``\u`` escape of a UTF-16 surrogate, either case (a pair or a lone one): the only way JSON text
 #: decoded from UTF-8 can carry a lone surrogate.
@@ -48,17 +51,36 @@ class TooDeep(UnreadableJson):
     """The text nests arrays and objects deeper than the caller's bound (checked before parsing)."""
 
 
-def nesting_depth(text: str) -> int:
+def nesting_depth(text: str | bytes) -> int:
     """How deeply arrays and objects nest in ``text`` (0 for a scalar), without parsing it.
 
     Linear in the text and recursion-free. For malformed text (an unterminated string, a stray
     closing bracket) the result may differ from the truth past the first error, never within the
-    valid prefix that a parser reads before it stops."""
-    # Strings out, then only the brackets: passes in C, and one step per bracket. Without an
-    # escaped quote every quote delimits a string, so splitting at quotes is enough (and fast).
-    outside = _STRING.sub("", text) if '\\"' in text else "".join(text.split('"')[::2])
-    brackets = _NOT_BRACKET.sub("", outside)
-    return max(0, max(accumulate(map(_STEP.__getitem__, brackets)), default=0))
+    valid prefix that a parser reads before it stops. UTF-8 bytes are read as the text they decode
+    to: no byte of a multi-byte character is a bracket, a quote or a backslash."""
+    # Every step is a pass in C over ever shorter bytes; for a 12 KB page of entities, a sixth of
+    # what json.loads takes (a character-by-character scan took more than json.loads itself).
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if b"\\" in data:
+        # An escape is a backslash and the character after it: without the escaped backslashes,
+        # then the escaped quotes, every quote left delimits a string.
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Brackets and quotes only, then the strings out: an empty one goes at once (two adjacent
+    # quotes never change which side of a string the rest is on), the others by their quotes.
+    skeleton = data.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
+    # Balanced brackets lose their innermost pairs once per level, a pass each, as deep as a real
+    # document goes; deeper or malformed text is counted a bracket at a time (linear either way).
+    level = skeleton.translate(_PARENS)
+    for depth in range(_PAIR_ROUNDS):
+        if not level:
+            return depth
+        inner = level.replace(b"()", b"")
+        if len(inner) == len(level):
+            break  # unbalanced
+        level = inner
+    return max(0, max(accumulate(map(_STEP.__getitem__, skeleton)), default=0))
 
 
 def loads_bounded(text: str, *, max_depth: int) -> Any:

@@ -17,7 +17,7 @@ import aiohttp
 
 from local.host.azurite import connection_string as dev_connection_string
 
-__all__ = ["CpuClock", "Scenario", "Side", "port_names", "ratio", "tracer"]
+__all__ = ["CpuClock", "Scenario", "Side", "cpu_ratio", "port_names", "ratio", "tracer"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,3 +106,10 @@ def ratio(side: Side, other: Side) -> float:
     """The median of round-by-round ratios: the rounds of one number ran back to back, under the same
     load from the rest of the machine, so each ratio compares like with like."""
     return statistics.median(mine / theirs for mine, theirs in zip(side.rates, other.rates, strict=True))
+
+
+def cpu_ratio(side: Side, other: Side, process: str = "bench") -> float:
+    """The median of round-by-round ratios of one process's CPU per job (the measured process's own)."""
+    return statistics.median(
+        mine / theirs for mine, theirs in zip(side.cpu[process], other.cpu[process], strict=True)
+    )

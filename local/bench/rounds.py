@@ -20,13 +20,14 @@ from azure.storage.queue.aio import QueueClient
 import function_app
 from local.bench.floor import Floor
 from local.bench.instruments import CpuClock, Scenario, Side, port_names, tracer
+from local.bench.plain import plain_app
 from local.bench.services import KEY
 from local.host.runner import QueueRunner
 from local.upstream import enqueue, job_message
 from shared.runtime import build_runtime, close_process_runtime, install_process_runtime
 from shared.settings import load_settings
 
-__all__ = ["Round", "app_round", "floor_round", "queued_floor_round"]
+__all__ = ["Round", "app_round", "floor_round", "plain_round", "queued_floor_round"]
 
 _ROUND_TIMEOUT = 300.0
 
@@ -109,6 +110,27 @@ async def queued_floor_round(round_: Round, side: Side) -> None:
         async def floor_job(msg: func.QueueMessage) -> None:
             await floor.archive(json.loads(msg.get_body())["jobId"])
 
+        elapsed, cpu = await _run_queued(round_, app)
+    await _expect_archived(round_.direct, container, round_.job_ids)
+    side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=cpu, calls=calls)
+
+
+async def plain_round(round_: Round, side: Side) -> None:
+    """The plain function (``local.bench.plain``) under the same queue runner: the same work, none
+    of the app's features."""
+    container = round_.container("plain")
+    await _create_container(round_.direct, container)
+    calls: Counter[str] = Counter()
+    async with (
+        _session(round_.scenario, calls) as http,
+        plain_app(
+            http=http,
+            language_url=round_.scenario.language_url,
+            key=KEY,
+            connection_string=round_.scenario.connection_string,
+            container=container,
+        ) as app,
+    ):
         elapsed, cpu = await _run_queued(round_, app)
     await _expect_archived(round_.direct, container, round_.job_ids)
     side.record(jobs=len(round_.job_ids), elapsed=elapsed, cpu=cpu, calls=calls)

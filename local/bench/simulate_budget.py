@@ -38,6 +38,7 @@ from shared.budget import (
     cycle_seconds,
     paced,
     ready_at,
+    refill_due,
     take,
     throttle,
     with_lateness,
@@ -133,6 +134,7 @@ class _Job:
 class _Instance:
     pacing: Pacing | None = None  # the batch held, and how many of it are spent
     spent: int = 0
+    ahead: Pacing | None = None  # the batch taken ahead of need
     waiters: list[tuple[float, int, _Job]] = field(default_factory=list)
     paused_until: float = 0.0
     known: BudgetState | None = None
@@ -242,6 +244,11 @@ class _Simulation:
         pacing = instance.pacing
         if pacing is not None and (instance.spent >= pacing.tokens or pacing.expires <= now):
             instance.pacing = pacing = None
+        if pacing is None and instance.ahead is not None:
+            if instance.ahead.expires > now:
+                pacing = instance.pacing = instance.ahead
+                instance.spent = 0
+            instance.ahead = None
         if not instance.waiters:
             return
         if now < instance.paused_until:
@@ -252,6 +259,14 @@ class _Simulation:
             return
         if pacing is not None:
             instance.spent += 1
+            known = instance.known
+            ahead = known is not None and refill_due(limits, known, pacing, instance.spent, now)
+            if instance.ahead is None and ahead:
+                # Takes are instant here: the batch taken ahead only moves when tokens leave the bucket.
+                self.shared, granted = take(limits, self.shared, now, limits.batch)
+                instance.known = self.shared
+                if granted:
+                    instance.ahead = paced(limits, self.shared, now, granted, after=pacing.end)
             _, _, job = heapq.heappop(instance.waiters)
             self._at(now + self.plan.latency, "answer", _Sent(instance=instance, job=job, at=now))
             self._wake(instance, now)
@@ -287,7 +302,7 @@ class _Simulation:
         retry_after = self.service.admit(sent)
         if retry_after is not None:
             report.throttled += 1
-            instance.pacing = None
+            instance.pacing = instance.ahead = None
             instance.paused_until = max(instance.paused_until, now + retry_after)
             self.shared = throttle(self.limits, self.shared, now, float(retry_after))
             reason, floor_after = WaitReason.TRANSIENT, float(retry_after)

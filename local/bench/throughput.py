@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from local.bench.instruments import CpuClock, Scenario, Side, ratio
+from local.bench.instruments import CpuClock, Scenario, Side, cpu_ratio, ratio
 from local.bench.profiling import profile_app
-from local.bench.rounds import Round, app_round, floor_round, queued_floor_round
+from local.bench.rounds import Round, app_round, floor_round, plain_round, queued_floor_round
 from local.bench.services import emulator_process, latency_proxies, submit_jobs
 from local.host.azurite import Azurite
 
@@ -65,16 +65,18 @@ async def throughput(options: Options) -> None:
 async def compare(
     scenario: Scenario, job_ids: list[str], direct: str, clock: CpuClock, options: Options
 ) -> None:
-    app, floor, queued = Side("app"), Side("floor"), Side("queued floor")
+    app, plain, floor, queued = Side("app"), Side("plain"), Side("floor"), Side("queued floor")
     for number in range(1, options.rounds + 1):
         round_ = Round(scenario=scenario, job_ids=job_ids, direct=direct, number=number, clock=clock)
         await app_round(round_, app)
+        await plain_round(round_, plain)
         await floor_round(round_, floor, concurrency=options.concurrency)
         await queued_floor_round(round_, queued)
     print(f"{scenario.name}:")
-    for side in (app, floor, queued):
+    for side in (app, plain, floor, queued):
         print(f"  {side.summary()}")
     print(
-        f"  app/floor {ratio(app, floor):.2f}   app/queued floor {ratio(app, queued):.2f}   "
+        f"  app/plain {ratio(app, plain):.2f} (CPU {cpu_ratio(app, plain):.2f})   "
+        f"app/floor {ratio(app, floor):.2f}   app/queued floor {ratio(app, queued):.2f}   "
         f"queued floor/floor {ratio(queued, floor):.2f}   (medians of the rounds' own ratios)"
     )

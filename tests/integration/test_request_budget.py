@@ -12,7 +12,14 @@ from collections.abc import Callable
 import pytest
 from azure.storage.blob.aio import ContainerClient
 
-from shared.budget import CLOCK_TOLERANCE_SECONDS, BudgetLimits, BudgetState, state_from_json, state_to_json
+from shared.budget import (
+    CLOCK_TOLERANCE_SECONDS,
+    REFILL_MIN_SPENT,
+    BudgetLimits,
+    BudgetState,
+    state_from_json,
+    state_to_json,
+)
 from shared.request_budget import BlobBudgetStore, BudgetBusy, RequestBudget, budget_blob
 
 from .conftest import Stack
@@ -196,3 +203,56 @@ async def test_a_poll_may_come_one_cycle_of_the_pending_jobs_late_and_still_only
     late = await instance(where).lateness()
 
     assert late == pytest.approx(300 / LIMITS.rate, abs=0.5)
+
+
+class SlowStore:
+    """The blob store behind a slow network: every read and write takes ``delay`` more."""
+
+    def __init__(self, inner: BlobBudgetStore, delay: float) -> None:
+        self.inner, self.delay, self.swaps = inner, delay, 0
+
+    async def load(self) -> tuple[bytes | None, str | None, float | None]:
+        await asyncio.sleep(self.delay)
+        return await self.inner.load()
+
+    async def swap(self, data: bytes, etag: str | None) -> tuple[str, float | None] | None:
+        self.swaps += 1
+        await asyncio.sleep(self.delay)
+        return await self.inner.swap(data, etag)
+
+
+async def test_a_busy_instance_far_from_the_limit_never_waits_for_a_take(stack: Stack) -> None:
+    # 1,000 a second, tokens held 1 s: a take at need would stop requests for the store's 0.25 s
+    # every second; taken ahead, the next batch is there when the held one expires.
+    limits = BudgetLimits(per_minute=60_000, burst_seconds=2.5, hold_seconds=1.0)
+    store = SlowStore(BlobBudgetStore(container=container(stack), name=BLOB), delay=0.25)
+    budget = RequestBudget(store=store, limits=limits)
+    await budget.acquire()  # the first take is at need: nothing was held
+    loop = asyncio.get_running_loop()
+    waits = []
+    until = loop.time() + 2.6  # across two expiries of a held batch
+    while loop.time() < until:
+        started = loop.time()
+        await budget.acquire()
+        waits.append(loop.time() - started)
+        await asyncio.sleep(0.01)
+
+    assert max(waits) < 0.1
+    assert store.swaps <= 8  # a take per held batch, not one per request
+
+
+async def test_a_429_drops_the_batch_taken_ahead_as_well(stack: Stack) -> None:
+    limits = BudgetLimits(per_minute=60_000, burst_seconds=2.5, hold_seconds=1.0)
+    budget = RequestBudget(store=BlobBudgetStore(container=container(stack), name=BLOB), limits=limits)
+    for _ in range(REFILL_MIN_SPENT + 1):
+        await budget.acquire()
+    await asyncio.sleep(0.6)  # the held batch is near its expiry: the next one is taken ahead...
+    await budget.acquire()
+    await asyncio.sleep(0.3)  # ...and has arrived
+    loop = asyncio.get_running_loop()
+
+    await budget.throttled(1.5)
+    started = loop.time()
+    await budget.acquire()
+
+    assert loop.time() - started >= 1.4

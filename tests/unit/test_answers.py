@@ -94,6 +94,24 @@ def test_nesting_depth_is_the_depth_of_the_value(value: Any) -> None:
     assert nesting_depth(json.dumps(value)) == depth_of(value)
 
 
+@given(JSON_VALUES)
+def test_nesting_depth_of_utf8_bytes_is_that_of_their_text(value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False)  # brackets, quotes and backslashes inside strings
+
+    assert nesting_depth(text.encode("utf-8", "surrogatepass")) == nesting_depth(text) == depth_of(value)
+
+
+@given(st.text(alphabet='[]{}"\\ a\u00e9', max_size=60))
+def test_nesting_depth_of_malformed_text_is_that_of_its_bytes(text: str) -> None:
+    assert nesting_depth(text.encode("utf-8")) == nesting_depth(text) >= 0
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33, 500_000])
+def test_nesting_depth_of_balanced_text_deeper_than_any_document_is_exact(depth: int) -> None:
+    # Past the levels a real document has, brackets are counted one by one: linear, however deep.
+    assert nesting_depth(b"[" * depth + b"]" * depth) == depth
+
+
 @given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
 def test_any_text_in_an_answer_is_json_without_lone_surrogates_or_malformed(text: str) -> None:
     try:

@@ -13,13 +13,17 @@ from hypothesis import strategies as st
 from shared.budget import (
     CLOCK_TOLERANCE_SECONDS,
     MAX_PAUSE_SECONDS,
+    REFILL_BEFORE_EXPIRY_SECONDS,
+    REFILL_MIN_SPENT,
     BudgetLimits,
     BudgetState,
+    Pacing,
     advance,
     clock_correction,
     cycle_seconds,
     paced,
     ready_at,
+    refill_due,
     state_from_json,
     state_to_json,
     take,
@@ -309,3 +313,73 @@ def test_memory_per_take_does_not_grow_with_the_budget() -> None:
             tracemalloc.stop()
 
     assert peak(100_000) <= peak(60) + 1024
+
+
+# -- taking the next batch ahead of need ------------------------------------------------------------
+
+FAST = BudgetLimits(per_minute=60_000)  # 1,000 a second, batches of 1,250
+
+
+def held_batch(limits: BudgetLimits, now: float = 0.0) -> Pacing:
+    return paced(limits, full(limits, now), now, limits.batch)
+
+
+def test_a_half_spent_batch_is_followed_by_the_next_while_the_bucket_has_as_many() -> None:
+    held = held_batch(LIMITS)
+    half = held.tokens // 2
+
+    assert not refill_due(LIMITS, full(LIMITS), held, half - 1, 0.1)
+    assert refill_due(LIMITS, full(LIMITS), held, half, 0.1)
+
+
+def test_a_batch_in_use_is_followed_by_the_next_shortly_before_it_expires() -> None:
+    held = held_batch(FAST)
+    near_expiry = held.expires - REFILL_BEFORE_EXPIRY_SECONDS
+
+    assert not refill_due(FAST, full(FAST), held, REFILL_MIN_SPENT, near_expiry - 0.01)
+    assert refill_due(FAST, full(FAST), held, REFILL_MIN_SPENT, near_expiry)
+
+
+def test_an_instance_that_sends_little_takes_at_need_only() -> None:
+    held = held_batch(FAST)
+
+    assert not refill_due(FAST, full(FAST), held, REFILL_MIN_SPENT - 1, held.expires - 0.1)
+
+
+def test_near_the_limit_no_batch_is_taken_ahead() -> None:
+    # The bucket as last seen holds less than the held batch: a take ahead would get a few tokens
+    # for a whole storage transaction; the take at need waits for a batch instead.
+    held = held_batch(LIMITS)
+    low = BudgetState(tokens=held.tokens - 1.5, stamp=0.0)
+
+    assert not refill_due(LIMITS, low, held, held.tokens - 1, 0.0)
+
+
+def test_no_batch_is_taken_ahead_during_a_pause_or_for_a_batch_spent_or_expired() -> None:
+    held = held_batch(LIMITS)
+    paused = BudgetState(tokens=LIMITS.capacity, stamp=0.0, throttled_until=5.0)
+
+    assert not refill_due(LIMITS, paused, held, held.tokens - 1, 0.5)
+    assert not refill_due(LIMITS, full(LIMITS), held, held.tokens, 0.5)
+    assert not refill_due(LIMITS, full(LIMITS), held, held.tokens - 1, held.expires)
+
+
+@given(
+    per_minute=st.integers(min_value=1, max_value=100_000),
+    taken_at=st.floats(min_value=0.0, max_value=1.0),
+    factor=st.floats(min_value=0.1, max_value=1.0),
+)
+def test_a_batch_taken_ahead_follows_the_held_one_and_is_spent_before_it_expires(
+    per_minute: int, taken_at: float, factor: float
+) -> None:
+    limits = BudgetLimits(per_minute=per_minute)
+    state = BudgetState(tokens=limits.capacity, stamp=0.0, factor=factor)
+    held = paced(limits, state, 0.0, limits.batch)
+    now = taken_at * held.expires * 0.99
+
+    ahead = paced(limits, state, now, limits.batch, after=held.end)
+
+    assert ahead.start >= min(held.end, ahead.expires)
+    assert ahead.start >= now
+    assert ahead.expires == now + limits.hold_seconds
+    assert ahead.usable_from(ahead.tokens - 1) < ahead.expires
