@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar, cast
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
+from .blob_put import BlobPut
 from .storage import JSON_CONTENT, create_container_if_missing
 from .timefmt import format_time
 
@@ -126,8 +127,11 @@ def render_tasks(job_id: str, items: Sequence[Mapping[str, Any]]) -> list[TaskBl
 class ArchiveWriter:
     """Writes task blobs and commits the manifest in the archive container."""
 
-    def __init__(self, *, container: ContainerClient) -> None:
+    def __init__(self, *, container: ContainerClient, put: BlobPut | None = None) -> None:
+        """``put``: the lean Put Blob for this container (``shared.blob_put``); without it (a SAS
+        connection string) the SDK's upload writes."""
         self._container = container
+        self._put = put
 
     async def is_archived(self, job_id: str) -> bool:
         try:
@@ -189,9 +193,15 @@ class ArchiveWriter:
 
     async def _upload(self, name: str, data: bytes, *, overwrite: bool) -> None:
         try:
-            await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=JSON_CONTENT)
+            await self._write(name, data, overwrite=overwrite)
         except ResourceNotFoundError:
             await create_container_if_missing(self._container)
+            await self._write(name, data, overwrite=overwrite)
+
+    async def _write(self, name: str, data: bytes, *, overwrite: bool) -> None:
+        if self._put is not None:
+            await self._put.put(name, data, create_only=not overwrite)
+        else:
             await self._container.upload_blob(name, data, overwrite=overwrite, content_settings=JSON_CONTENT)
 
 

@@ -17,11 +17,13 @@ from typing import Final
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue.aio import QueueClient
 
 from .archive import ArchiveWriter
-from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
+from .auth import EntraTokenAuth, LanguageAuth, close_credentials, language_auth, storage_credential
 from .backlog import QueueWatch
+from .blob_put import STORAGE_SCOPE, BearerSigner, BlobPut, BlobSigner, SharedKeySigner, account_key_of
 from .budget import BudgetLimits
 from .events import ArchiveEvents, archive_events
 from .http import SessionHolder
@@ -117,6 +119,7 @@ async def build_runtime(
         session=session,
         credential=storage_credential(settings) if settings.storage.uses_identity else None,
     )
+    archive = storage.container(settings.archive_container)
     if budget is None:
         budget = RequestBudget(
             store=BlobBudgetStore(
@@ -138,7 +141,10 @@ async def build_runtime(
             telemetry=telemetry,
             budget=budget,
         ),
-        archive=ArchiveWriter(container=storage.container(settings.archive_container)),
+        archive=ArchiveWriter(
+            container=archive,
+            put=_archive_put(settings, archive, session=session, telemetry=telemetry),
+        ),
         ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
         queues=JobQueues(
             jobs=storage.queue(settings.jobs_queue), poison=storage.queue(settings.poison_queue)
@@ -173,6 +179,28 @@ def _freeze_long_lived() -> None:
     if not _frozen:
         gc.freeze()
         _frozen = True
+
+
+def _archive_put(
+    settings: Settings, archive: ContainerClient, *, session: aiohttp.ClientSession, telemetry: Telemetry
+) -> BlobPut | None:
+    """The archive's lean Put Blob: Shared Key from the connection string's account key, or the
+    storage identity's token; ``None`` (the SDK writes) for a connection string without a key."""
+    signer: BlobSigner
+    if settings.storage.connection_string is not None:
+        account = account_key_of(settings.storage.connection_string)
+        if account is None:
+            return None
+        signer = SharedKeySigner(account_name=account[0], account_key=account[1])
+    else:
+        signer = BearerSigner(EntraTokenAuth(credential=storage_credential(settings), scope=STORAGE_SCOPE))
+    return BlobPut(
+        session=session,
+        container_url=archive.url,
+        signer=signer,
+        api_version=archive.api_version,
+        telemetry=telemetry,
+    )
 
 
 _process: Runtime | None = None

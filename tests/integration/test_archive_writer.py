@@ -27,6 +27,7 @@ from shared.archive import (
     manifest_name,
     render_tasks,
 )
+from shared.blob_put import BlobPut, SharedKeySigner, account_key_of
 from shared.settings import StorageSettings
 from shared.storage import open_storage
 
@@ -89,16 +90,25 @@ class Fixture:
         return {blob.name: (blob.etag, blob.last_modified) async for blob in self.container.list_blobs()}
 
 
-@pytest.fixture
-async def fx(azurite: Azurite) -> AsyncIterator[Fixture]:
-    """An archive writer on a container of its own (not created yet), on the app's storage clients."""
+@pytest.fixture(params=["put", "sdk"])
+async def fx(azurite: Azurite, request: pytest.FixtureRequest) -> AsyncIterator[Fixture]:
+    """An archive writer on a container of its own (not created yet), on the app's storage clients:
+    writing by its lean Put Blob (an account key, as the app does), and by the SDK (a SAS)."""
     name = f"archive-{uuid.uuid4().hex[:12]}"
     log = RequestLog(container=name)
     settings = StorageSettings(connection_string=azurite.connection_string)
     async with aiohttp.ClientSession(trace_configs=[log.trace_config()]) as session:
         clients = open_storage(settings, session=session, credential=None)
         container = clients.container(name)
-        yield Fixture(ArchiveWriter(container=container), container, log)
+        put = None
+        if request.param == "put":
+            account = account_key_of(azurite.connection_string)
+            assert account is not None
+            signer = SharedKeySigner(account_name=account[0], account_key=account[1])
+            put = BlobPut(
+                session=session, container_url=container.url, signer=signer, api_version=container.api_version
+            )
+        yield Fixture(ArchiveWriter(container=container, put=put), container, log)
         with contextlib.suppress(ResourceNotFoundError):
             await container.delete_container()
         await clients.close()
