@@ -14,6 +14,7 @@ from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue.aio import QueueClient
 
 from shared.settings import STORAGE_SETTING, SettingsError
+from shared.storage import connection_string_parts
 
 __all__ = ["check_connection_string", "connection_string_problem", "require_container", "require_queue"]
 
@@ -21,10 +22,9 @@ __all__ = ["check_connection_string", "connection_string_problem", "require_cont
 def connection_string_problem(value: str) -> str | None:
     """What the storage SDK would refuse in a connection string (at once, or at the first request),
     as a phrase that quotes no value."""
-    pairs = [part.split("=", 1) for part in value.rstrip(";").split(";")]
-    if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+    parts = connection_string_parts(value)
+    if parts is None:
         return "every part must be Name=value, separated by ';'"
-    parts = {name.strip().lower(): item.strip() for name, item in pairs}
     if parts.get("usedevelopmentstorage") == "true":
         return None
     key, sas = parts.get("accountkey"), parts.get("sharedaccesssignature")

@@ -40,19 +40,21 @@ from azure.core.exceptions import (
 )
 
 from .auth import EntraTokenAuth, LanguageAuthError
+from .storage import CONNECT_TIMEOUT_SECONDS, JSON_TYPE, READ_TIMEOUT_SECONDS, connection_string_parts
 from .telemetry import Telemetry
 
 __all__ = ["STORAGE_SCOPE", "BearerSigner", "BlobPut", "BlobSigner", "SharedKeySigner", "account_key_of"]
 
 #: The OAuth scope of Azure Storage's data plane.
 STORAGE_SCOPE: Final = "https://storage.azure.com/.default"
-_JSON: Final = "application/json; charset=utf-8"
 #: Statuses worth the same request again (the SDK's retry policy retries these too).
 _TRANSIENT: Final = frozenset({408, 429, 500, 502, 503, 504})
 _ATTEMPTS: Final = 4
 _BASE_DELAY: Final = 0.5
-# As the storage transport of the SDK clients (shared.storage): connect 10 s, read 30 s.
-_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+# As the storage transport of the SDK clients.
+_TIMEOUT: Final = aiohttp.ClientTimeout(
+    total=None, sock_connect=CONNECT_TIMEOUT_SECONDS, sock_read=READ_TIMEOUT_SECONDS
+)
 
 
 class BlobSigner(Protocol):
@@ -120,11 +122,7 @@ class BearerSigner:
 def account_key_of(connection_string: str) -> tuple[str, str] | None:
     """``(AccountName, AccountKey)`` of a storage connection string, ``None`` without both (a SAS,
     ``UseDevelopmentStorage``) or with a key that is not base64: those stay on the SDK."""
-    fields: dict[str, str] = {}
-    for part in connection_string.split(";"):
-        field, sep, value = part.partition("=")
-        if sep:
-            fields[field.strip().lower()] = value.strip()
+    fields = connection_string_parts(connection_string) or {}
     account, key = fields.get("accountname"), fields.get("accountkey")
     if not account or not key:
         return None
@@ -169,8 +167,8 @@ class BlobPut:
         for attempt in range(_ATTEMPTS):
             headers = {
                 "Content-Length": str(len(data)),
-                "Content-Type": _JSON,
-                "x-ms-blob-content-type": _JSON,
+                "Content-Type": JSON_TYPE,
+                "x-ms-blob-content-type": JSON_TYPE,
                 "x-ms-blob-type": "BlockBlob",
                 "x-ms-date": formatdate(usegmt=True),
                 "x-ms-version": self._api_version,

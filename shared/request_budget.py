@@ -432,16 +432,10 @@ class RequestBudget:
 
     async def _take_ahead(self) -> None:
         """Take the next batch while the held one still serves (``shared.budget.refill_due``)."""
-        generation, granted = self._generation, 0
-
-        def step(state: BudgetState, at: float) -> BudgetState:
-            nonlocal granted
-            state, granted = take(self.limits, state, at, self.limits.batch)
-            return state
-
+        generation = self._generation
         try:
             async with self._swapping:
-                state = await self._update(step)
+                state, granted = await self._take_batch()
         except AzureError as exc:
             # Nothing waits for this take: the waiting loop meets storage's trouble when it must.
             _log.debug("request budget: taking ahead failed (%s)", exc)
@@ -508,16 +502,7 @@ class RequestBudget:
             due = ready_at(self.limits, self._state, now, len(self._waiters))
             if due > now:
                 return due
-        granted = 0
-
-        def step(state: BudgetState, at: float) -> BudgetState:
-            nonlocal granted
-            # A whole batch even for one waiter: the rest serve this instance's next requests
-            # (a job's pages, other jobs) for hold_seconds without another storage round trip.
-            state, granted = take(self.limits, state, at, self.limits.batch)
-            return state
-
-        state = await self._update(step)
+        state, granted = await self._take_batch()
         if state is None:
             return now + _STORAGE_RETRY_SECONDS * self._rand()
         if granted:
@@ -526,6 +511,22 @@ class RequestBudget:
         if now < state.throttled_until:
             self._paused_until = max(self._paused_until, state.throttled_until)
         return ready_at(self.limits, state, self._clock(), len(self._waiters))
+
+    async def _take_batch(self) -> tuple[BudgetState | None, int]:
+        """Take a whole batch from the shared bucket (the caller holds ``_swapping``): the new state
+        (``None`` when other writers won every round) and how many tokens came.
+
+        A whole batch even for one waiter: the rest serve this instance's next requests (a job's
+        pages, other jobs) for hold_seconds without another storage round trip."""
+        granted = 0
+
+        def step(state: BudgetState, at: float) -> BudgetState:
+            nonlocal granted
+            state, granted = take(self.limits, state, at, self.limits.batch)
+            return state
+
+        state = await self._update(step)
+        return state, granted
 
     async def _load(self) -> None:
         """Read the shared state (checked: nonsense is reset with a WARNING) and the service's clock."""

@@ -114,11 +114,8 @@ async def build_runtime(
     sessions = SessionHolder(trace_configs=trace_configs)
     session = await sessions.get()
     auth = language_auth(settings, credential=language_credential)
-    storage = open_storage(
-        settings.storage,
-        session=session,
-        credential=storage_credential(settings) if settings.storage.uses_identity else None,
-    )
+    identity = storage_credential(settings) if settings.storage.uses_identity else None
+    storage = open_storage(settings.storage, session=session, credential=identity)
     archive = storage.container(settings.archive_container)
     if budget is None:
         budget = RequestBudget(
@@ -143,7 +140,7 @@ async def build_runtime(
         ),
         archive=ArchiveWriter(
             container=archive,
-            put=_archive_put(settings, archive, session=session, telemetry=telemetry),
+            put=_archive_put(settings, archive, identity, session=session, telemetry=telemetry),
         ),
         ledger=Ledger(container=storage.container(settings.ledger_container), settings=settings),
         queues=JobQueues(
@@ -182,18 +179,24 @@ def _freeze_long_lived() -> None:
 
 
 def _archive_put(
-    settings: Settings, archive: ContainerClient, *, session: aiohttp.ClientSession, telemetry: Telemetry
+    settings: Settings,
+    archive: ContainerClient,
+    identity: AsyncTokenCredential | None,
+    *,
+    session: aiohttp.ClientSession,
+    telemetry: Telemetry,
 ) -> BlobPut | None:
-    """The archive's lean Put Blob: Shared Key from the connection string's account key, or the
-    storage identity's token; ``None`` (the SDK writes) for a connection string without a key."""
+    """The archive's lean Put Blob: the storage ``identity``'s token, or Shared Key from the
+    connection string's account key; ``None`` (the SDK writes) for a connection string without a key."""
     signer: BlobSigner
-    if settings.storage.connection_string is not None:
+    if identity is not None:
+        signer = BearerSigner(EntraTokenAuth(credential=identity, scope=STORAGE_SCOPE))
+    else:
+        assert settings.storage.connection_string is not None  # the other form of AzureWebJobsStorage
         account = account_key_of(settings.storage.connection_string)
         if account is None:
             return None
         signer = SharedKeySigner(account_name=account[0], account_key=account[1])
-    else:
-        signer = BearerSigner(EntraTokenAuth(credential=storage_credential(settings), scope=STORAGE_SCOPE))
     return BlobPut(
         session=session,
         container_url=archive.url,

@@ -25,23 +25,29 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from .settings import StorageSettings
 
 __all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
     "JSON_CONTENT",
+    "JSON_TYPE",
+    "READ_TIMEOUT_SECONDS",
     "Base64EncodePolicy",
     "StorageClients",
+    "connection_string_parts",
     "create_container_if_missing",
     "open_storage",
     "swap_blob",
     "swap_blob_written",
 ]
 
+#: The content type of every blob the app writes.
+JSON_TYPE: Final = "application/json; charset=utf-8"
 #: Small JSON state blobs (ledger records, the request budget).
-JSON_CONTENT: Final = ContentSettings(content_type="application/json; charset=utf-8")
+JSON_CONTENT: Final = ContentSettings(content_type=JSON_TYPE)
 
 # Explicit timeouts (seconds): a blob or queue call that hangs must fail and be retried by the
 # SDK's own retry policy rather than hold an invocation until the function timeout. They belong to
 # the transport: with a transport of our own, client-level timeout options would be ignored.
-_CONNECT_TIMEOUT: Final = 10
-_READ_TIMEOUT: Final = 30
+CONNECT_TIMEOUT_SECONDS: Final = 10
+READ_TIMEOUT_SECONDS: Final = 30
 _CLIENT_OPTIONS: Final[dict[str, Any]] = {"retry_total": 3}
 
 
@@ -93,8 +99,8 @@ def open_storage(
         return AioHttpTransport(
             session=session,
             session_owner=False,
-            connection_timeout=_CONNECT_TIMEOUT,
-            read_timeout=_READ_TIMEOUT,
+            connection_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
         )
 
     if settings.connection_string is not None:
@@ -118,6 +124,15 @@ def open_storage(
             settings.queue_service_uri, credential=credential, transport=transport(), **options
         ),
     )
+
+
+def connection_string_parts(value: str) -> dict[str, str] | None:
+    """The ``Name=value`` parts of a storage connection string, names lower-cased, values stripped
+    (a value may hold ``=``: base64, a SAS); ``None`` when a part is not ``Name=value``."""
+    pairs = [part.split("=", 1) for part in value.rstrip(";").split(";")]
+    if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+        return None
+    return {name.strip().lower(): item.strip() for name, item in pairs}
 
 
 async def create_container_if_missing(container: ContainerClient) -> None:
