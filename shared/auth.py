@@ -118,7 +118,16 @@ class EntraTokenAuth:
     belongs to whoever created it (``close_credentials`` for the process-wide ones).
     """
 
-    __slots__ = ("_clock", "_credential", "_lock", "_next_attempt", "_refresh_margin", "_scope", "_token")
+    __slots__ = (
+        "_clock",
+        "_credential",
+        "_hint",
+        "_lock",
+        "_next_attempt",
+        "_refresh_margin",
+        "_scope",
+        "_token",
+    )
 
     def __init__(
         self,
@@ -127,11 +136,15 @@ class EntraTokenAuth:
         scope: str = LANGUAGE_SCOPE,
         refresh_margin: float = 300.0,
         clock: Callable[[], float] = time.time,
+        hint: str = _FIX_HINT,
     ) -> None:
+        """``hint``: what an operator should check when no token comes (the Language resource's by
+        default; another scope's user passes its own)."""
         if not (0 <= refresh_margin < math.inf):
             raise ValueError(f"refresh_margin must be a finite number >= 0, got {refresh_margin!r}")
         self._credential = credential
         self._scope = scope
+        self._hint = hint
         self._refresh_margin = refresh_margin
         self._clock = clock
         # Created unbound: since Python 3.10 a lock attaches to the running loop on first use.
@@ -187,7 +200,7 @@ class EntraTokenAuth:
                     self._scope,
                     type(exc).__name__,
                     int(cached.expires_on - now),
-                    _FIX_HINT,
+                    self._hint,
                 )
                 return cached.value
             raise LanguageAuthError(self._error_message(exc, cached)) from exc
@@ -196,7 +209,7 @@ class EntraTokenAuth:
         if not self._usable(fresh, now):
             raise LanguageAuthError(
                 f"The credential returned a Microsoft Entra token for {self._scope} that expires in "
-                f"{fresh.expires_on - now:.0f} s: check this machine's clock. {_FIX_HINT}"
+                f"{fresh.expires_on - now:.0f} s: check this machine's clock. {self._hint}"
             )
         self._token = fresh
         return fresh.value
@@ -217,7 +230,7 @@ class EntraTokenAuth:
         if cached is not None:
             detail = detail.replace(cached.value, "<redacted>")
         cause = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-        return f"Could not get a Microsoft Entra token for {self._scope} ({cause}). {_FIX_HINT}"
+        return f"Could not get a Microsoft Entra token for {self._scope} ({cause}). {self._hint}"
 
 
 def _float_or_none(value: float | None) -> float | None:

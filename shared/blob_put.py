@@ -27,7 +27,7 @@ import hmac
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from email.utils import formatdate
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -42,6 +42,9 @@ from azure.core.exceptions import (
 from .auth import EntraTokenAuth, LanguageAuthError
 from .storage import CONNECT_TIMEOUT_SECONDS, JSON_TYPE, READ_TIMEOUT_SECONDS, connection_string_parts
 from .telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 __all__ = ["STORAGE_SCOPE", "BearerSigner", "BlobPut", "BlobSigner", "SharedKeySigner", "account_key_of"]
 
@@ -100,23 +103,28 @@ class SharedKeySigner:
         headers["Authorization"] = f"SharedKey {self._account}:{base64.b64encode(digest).decode()}"
 
 
+#: What to check when the storage identity gets no token.
+STORAGE_IDENTITY_HINT: Final = (
+    "Check that the function app's managed identity is enabled, that AzureWebJobsStorage__clientId "
+    "names it, and that it has Storage Blob Data Contributor (or Owner) on the archive container; "
+    "locally, sign in with 'az login' or 'azd auth login', or use a connection string."
+)
+
+
 class BearerSigner:
     """A Microsoft Entra token for storage (the managed identity): cached and refreshed by
     ``shared.auth.EntraTokenAuth``."""
 
     __slots__ = ("_auth",)
 
-    def __init__(self, auth: EntraTokenAuth) -> None:
-        self._auth = auth
+    def __init__(self, *, credential: AsyncTokenCredential) -> None:
+        self._auth = EntraTokenAuth(credential=credential, scope=STORAGE_SCOPE, hint=STORAGE_IDENTITY_HINT)
 
     async def sign(self, method: str, path: str, headers: dict[str, str]) -> None:
         try:
             headers.update(await self._auth.headers())
-        except LanguageAuthError as exc:  # EntraTokenAuth's own error, whatever the scope
-            raise ClientAuthenticationError(
-                f"no token for storage: {exc} (for storage: the identity needs Storage Blob Data "
-                "Contributor on the archive container)"
-            ) from exc
+        except LanguageAuthError as exc:  # EntraTokenAuth's error, whatever its scope: here a storage fault
+            raise ClientAuthenticationError(str(exc)) from exc
 
 
 def account_key_of(connection_string: str) -> tuple[str, str] | None:

@@ -21,9 +21,9 @@ from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue.aio import QueueClient
 
 from .archive import ArchiveWriter
-from .auth import EntraTokenAuth, LanguageAuth, close_credentials, language_auth, storage_credential
+from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
 from .backlog import QueueWatch
-from .blob_put import STORAGE_SCOPE, BearerSigner, BlobPut, BlobSigner, SharedKeySigner, account_key_of
+from .blob_put import BearerSigner, BlobPut, BlobSigner, SharedKeySigner, account_key_of
 from .budget import BudgetLimits
 from .events import ArchiveEvents, archive_events
 from .http import SessionHolder
@@ -190,7 +190,7 @@ def _archive_put(
     connection string's account key; ``None`` (the SDK writes) for a connection string without a key."""
     signer: BlobSigner
     if identity is not None:
-        signer = BearerSigner(EntraTokenAuth(credential=identity, scope=STORAGE_SCOPE))
+        signer = BearerSigner(credential=identity)
     else:
         assert settings.storage.connection_string is not None  # the other form of AzureWebJobsStorage
         account = account_key_of(settings.storage.connection_string)

@@ -27,7 +27,6 @@ from azure.core.exceptions import (
 from azure.storage.blob.aio import BlobServiceClient
 
 from local.host.azurite import Azurite
-from shared.auth import EntraTokenAuth
 from shared.blob_put import STORAGE_SCOPE, BearerSigner, BlobPut, SharedKeySigner, account_key_of
 
 pytestmark = pytest.mark.integration
@@ -154,7 +153,7 @@ class StaticCredential:
 
 
 def bearer(credential: StaticCredential) -> BearerSigner:
-    return BearerSigner(EntraTokenAuth(credential=credential, scope=STORAGE_SCOPE))  # type: ignore[arg-type]
+    return BearerSigner(credential=credential)  # type: ignore[arg-type]
 
 
 async def put_to(url: str, signer: Any, sleeps: list[float] | None = None) -> Callable[..., Any]:
@@ -193,10 +192,11 @@ async def test_keyless_puts_carry_the_storage_token_asked_for_once() -> None:
 async def test_no_storage_token_is_an_authentication_error_that_says_what_to_check() -> None:
     async with blob_endpoint([]) as (url, seen):
         call = await put_to(url, bearer(StaticCredential(fails=True)))
-        with pytest.raises(ClientAuthenticationError, match="Storage Blob Data"):
+        with pytest.raises(ClientAuthenticationError, match="Storage Blob Data Contributor") as refused:
             await call("b.json")
 
     assert seen == []
+    assert "Language" not in str(refused.value)  # the storage identity's hint, not the Language one
 
 
 async def test_a_busy_service_is_asked_again_in_place() -> None:
