@@ -19,7 +19,10 @@ next batch in the background before the held one runs out (``shared.budget.refil
 request waits for that PUT; measured with 40 ms storage round trips, a take at need held the
 first polls of every 3-s hold back by one to several round trips (``make bench``). One take is in
 flight per instance at a time (the waiting loop's, a take ahead, a 429 or the sweep's count):
-they share one ETag, and two at once would only make one of them read the blob again.
+they share one ETag, and two at once would only make one of them read the blob again. So a take
+fails within seconds when storage does (``BlobBudgetStore.REQUEST_OPTIONS``), and the instance goes
+on alone with one batch at the last rate it knew: waiting out the SDK's backoff there would hold
+every request of the instance.
 
 A batch is spent at the app's rate, not all at once (``shared.budget.paced``): when the service
 answers 429 the instance has sent one or two of its batch into the refusal, not ten.
@@ -54,9 +57,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from azure.core.exceptions import (
     AzureError,
@@ -145,6 +148,17 @@ class BlobBudgetStore:
 
     #: A real budget blob is ~150 bytes; anything far larger is not ours and is not read whole.
     _MAX_BYTES: Final = 4096
+    #: Per-call options: a swap holds every waiting request of the instance, so it must fail in
+    #: seconds, not after the SDK's backoff (15 s and more) or the clients' 30-s read timeout; the
+    #: instance then goes on alone at once. One more try after no answer (a dropped keep-alive
+    #: connection: the clients send it at once), none after an answer such as 503; a budget blob
+    #: is a round trip of milliseconds, so a read silent for 5 s is storage in trouble.
+    REQUEST_OPTIONS: Final[Mapping[str, Any]] = {
+        "retry_total": 1,
+        "retry_status": 0,
+        "connection_timeout": 3.0,
+        "read_timeout": 5.0,
+    }
 
     def __init__(self, *, container: ContainerClient, name: str) -> None:
         self._container = container
@@ -153,7 +167,9 @@ class BlobBudgetStore:
 
     async def load(self) -> tuple[bytes | None, str | None, float | None]:
         try:
-            downloader = await self._blob.download_blob(offset=0, length=self._MAX_BYTES)
+            downloader = await self._blob.download_blob(
+                offset=0, length=self._MAX_BYTES, **self.REQUEST_OPTIONS
+            )
             data = await downloader.readall()
         except ResourceNotFoundError:
             return None, None, None
@@ -161,7 +177,9 @@ class BlobBudgetStore:
         return data, properties.etag, _epoch(properties.last_modified)
 
     async def swap(self, data: bytes, etag: str | None) -> tuple[str, float | None] | None:
-        written = await swap_blob_written(self._container, self._name, data, etag=etag)
+        written = await swap_blob_written(
+            self._container, self._name, data, etag=etag, options=self.REQUEST_OPTIONS
+        )
         if written is None:
             return None
         return str(written["etag"]), _epoch(written.get("last_modified"))

@@ -19,7 +19,12 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import ExponentialRetry as BlobExponentialRetry
 from azure.storage.queue import TextBase64EncodePolicy
+
+# The queue package exports its async retry policy only from its vendored module (the public
+# ``azure.storage.queue.ExponentialRetry`` sleeps synchronously).
+from azure.storage.queue._shared.policies_async import ExponentialRetry as QueueExponentialRetry
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .settings import StorageSettings
@@ -49,6 +54,36 @@ JSON_CONTENT: Final = ContentSettings(content_type=JSON_TYPE)
 CONNECT_TIMEOUT_SECONDS: Final = 10
 READ_TIMEOUT_SECONDS: Final = 30
 _CLIENT_OPTIONS: Final[dict[str, Any]] = {"retry_total": 3}
+
+
+def _first_retry_of_no_answer(settings: Mapping[str, Any]) -> bool:
+    """Whether the retry about to be slept for is the first, after a request that got no answer."""
+    history: list[Any] = settings.get("history") or []
+    return settings.get("count") == 1 and bool(history) and getattr(history[-1], "error", None) is not None
+
+
+class _ReconnectAtOnce:
+    """The storage SDK's exponential retry (15 s, then 3**n more, jittered), except for the first
+    retry of a request that got no answer at all, which goes again at once on a new connection.
+
+    That is nearly always a pooled keep-alive connection that the far end closed as the request
+    went out (its idle timeout and ours differ): routine, nothing to back off from. Waiting the
+    SDK's 15 s for it held an invocation (and, for the request budget's swap, every request of
+    the instance). An answer such as 503 still gets the SDK's backoff: storage asks for room."""
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        if _first_retry_of_no_answer(settings):
+            return 0.0
+        backoff: float = super().get_backoff_time(settings)  # type: ignore[misc]
+        return backoff
+
+
+class _BlobRetry(_ReconnectAtOnce, BlobExponentialRetry):
+    pass
+
+
+class _QueueRetry(_ReconnectAtOnce, QueueExponentialRetry):
+    pass
 
 
 class Base64EncodePolicy(TextBase64EncodePolicy):
@@ -93,6 +128,7 @@ def open_storage(
     an operator at a terminal wants an unreachable account reported in seconds, not minutes.
     """
     options = {**_CLIENT_OPTIONS, **(retry or {})}
+    blob_retry, queue_retry = _BlobRetry(**options), _QueueRetry(**options)
 
     def transport() -> AioHttpTransport:
         # session_owner=False: the process owns the session; closing a client must not close it.
@@ -106,10 +142,10 @@ def open_storage(
     if settings.connection_string is not None:
         return StorageClients(
             blobs=BlobServiceClient.from_connection_string(
-                settings.connection_string, transport=transport(), **options
+                settings.connection_string, transport=transport(), retry_policy=blob_retry
             ),
             queues=QueueServiceClient.from_connection_string(
-                settings.connection_string, transport=transport(), **options
+                settings.connection_string, transport=transport(), retry_policy=queue_retry
             ),
         )
     if credential is None:
@@ -118,10 +154,10 @@ def open_storage(
     assert settings.queue_service_uri is not None
     return StorageClients(
         blobs=BlobServiceClient(
-            settings.blob_service_uri, credential=credential, transport=transport(), **options
+            settings.blob_service_uri, credential=credential, transport=transport(), retry_policy=blob_retry
         ),
         queues=QueueServiceClient(
-            settings.queue_service_uri, credential=credential, transport=transport(), **options
+            settings.queue_service_uri, credential=credential, transport=transport(), retry_policy=queue_retry
         ),
     )
 
@@ -135,13 +171,14 @@ def connection_string_parts(value: str) -> dict[str, str] | None:
     return {name.strip().lower(): item.strip() for name, item in pairs}
 
 
-async def create_container_if_missing(container: ContainerClient) -> None:
+async def create_container_if_missing(container: ContainerClient, **options: Any) -> None:
     """Create ``container`` after a write answered 404; losing that race to another writer is fine.
 
     Containers are created on first use rather than probed before every call (a billed request).
+    ``options``: per-call options of the SDK, as for the write that met the 404.
     """
     with contextlib.suppress(ResourceExistsError):
-        await container.create_container()
+        await container.create_container(**options)
 
 
 async def swap_blob(
@@ -169,9 +206,12 @@ async def swap_blob_written(
     *,
     etag: str | None,
     metadata: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """``swap_blob``, answering the write's properties (``etag``, ``last_modified``: the storage
-    service's clock) instead of the ETag alone."""
+    service's clock) instead of the ETag alone; ``options`` are per-call options of the SDK for
+    its calls (retry counts, ``read_timeout``, ...)."""
+    call: dict[str, Any] = dict(options or {})
     blob = container.get_blob_client(name)
     condition: dict[str, Any] = (
         {"etag": etag, "match_condition": MatchConditions.IfNotModified}
@@ -181,7 +221,12 @@ async def swap_blob_written(
 
     async def put() -> dict[str, Any]:
         return await blob.upload_blob(
-            data, overwrite=True, metadata=dict(metadata or {}), content_settings=JSON_CONTENT, **condition
+            data,
+            overwrite=True,
+            metadata=dict(metadata or {}),
+            content_settings=JSON_CONTENT,
+            **condition,
+            **call,
         )
 
     try:
@@ -190,7 +235,7 @@ async def swap_blob_written(
         except ResourceNotFoundError:
             if etag is not None:
                 return None
-            await create_container_if_missing(container)
+            await create_container_if_missing(container, **call)
             result = await put()
     except (ResourceModifiedError, ResourceExistsError):
         return None

@@ -7,11 +7,16 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
+import aiohttp
 import pytest
+from aiohttp import web
 from azure.storage.blob.aio import ContainerClient
+from yarl import URL
 
+from local.host.azurite import connection_string
 from shared.budget import (
     CLOCK_TOLERANCE_SECONDS,
     REFILL_MIN_SPENT,
@@ -21,6 +26,9 @@ from shared.budget import (
     state_to_json,
 )
 from shared.request_budget import BlobBudgetStore, BudgetBusy, RequestBudget, budget_blob
+from shared.settings import StorageSettings
+from shared.storage import open_storage
+from tests.support import LocalServers, dropping_proxy
 
 from .conftest import Stack
 
@@ -28,6 +36,8 @@ pytestmark = pytest.mark.integration
 
 LIMITS = BudgetLimits(per_minute=600)  # 10 a second, a bucket of 25, batches of 12
 BLOB = budget_blob("archive")
+#: Far below the SDK's first backoff (15 s and more) and the clients' read timeout (30 s).
+AT_ONCE_SECONDS = 5.0
 
 
 def container(stack: Stack) -> ContainerClient:
@@ -256,3 +266,71 @@ async def test_a_429_drops_the_batch_taken_ahead_as_well(stack: Stack) -> None:
     await budget.acquire()
 
     assert loop.time() - started >= 1.4
+
+
+# -- storage in trouble: the instance goes on alone within seconds -----------------------------
+
+
+@asynccontextmanager
+async def budget_on(endpoint: str) -> AsyncIterator[RequestBudget]:
+    """A budget whose blob storage is at ``endpoint`` (the app's own clients, its retry policy)."""
+    async with aiohttp.ClientSession() as session:
+        clients = open_storage(
+            StorageSettings(connection_string=connection_string(URL(endpoint).port or 0, 1)),
+            session=session,
+            credential=None,
+        )
+        store = BlobBudgetStore(container=clients.container("budget"), name=BLOB)
+        budget = RequestBudget(store=store, limits=LIMITS)
+        try:
+            yield budget
+        finally:
+            await budget.aclose()
+            await clients.close()
+
+
+async def test_storage_that_answers_503_is_asked_once_and_the_instance_goes_on_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def busy(_: web.Request) -> web.Response:
+        return web.Response(status=503, headers={"x-ms-error-code": "ServerBusy"})
+
+    async with LocalServers() as servers:
+        storage = await servers.start(busy, path="/devstoreaccount1")
+        async with budget_on(storage.url) as budget:
+            with caplog.at_level(logging.WARNING, logger="shared.request_budget"):
+                await asyncio.wait_for(budget.acquire(), timeout=AT_ONCE_SECONDS)
+
+    assert len(storage.seen) == 1  # no retry after the SDK's 15-s backoff
+    assert "going on alone" in caplog.text
+
+
+async def test_storage_that_drops_every_connection_is_tried_at_once_and_the_instance_goes_on_alone() -> None:
+    async with dropping_proxy(1, drops=1_000) as storage, budget_on(storage.endpoint) as budget:
+        await asyncio.wait_for(budget.acquire(), timeout=AT_ONCE_SECONDS)
+
+        # aiohttp sends an idempotent request (the GET) once more on a new connection, and the
+        # retry policy sends it once more at once: two requests, four connections, no backoff.
+        assert storage.connections == 4
+
+
+async def test_storage_that_never_answers_holds_a_take_for_its_read_timeout_not_the_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same options as deployed but a shorter read timeout, so that the test runs in a second:
+    # the clients' own read timeout (30 s) and the SDK's backoff would hold it far past the bound.
+    shorter = {**BlobBudgetStore.REQUEST_OPTIONS, "read_timeout": 0.3}
+    monkeypatch.setattr(BlobBudgetStore, "REQUEST_OPTIONS", shorter)
+    answer = asyncio.Event()
+
+    async def silent(_: web.Request) -> web.Response:
+        await answer.wait()
+        return web.Response(status=503)
+
+    async with LocalServers() as servers:
+        storage = await servers.start(silent, path="/devstoreaccount1")
+        try:
+            async with budget_on(storage.url) as budget:
+                await asyncio.wait_for(budget.acquire(), timeout=AT_ONCE_SECONDS)
+        finally:
+            answer.set()

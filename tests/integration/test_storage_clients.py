@@ -10,6 +10,7 @@ Authorization header on real requests, not a real token exchange with Microsoft 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import ipaddress
@@ -18,11 +19,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError, ServiceResponseError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
@@ -32,10 +35,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
-from local.host.azurite import Azurite
+from local.host.azurite import Azurite, connection_string
 from shared.settings import StorageSettings
 from shared.storage import StorageClients, open_storage
-from tests.support import FakeCredential, LocalServers, RecordingServer
+from tests.support import FakeCredential, LocalServers, RecordingServer, dropping_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +105,81 @@ async def azurite_clients(azurite: Azurite, session: aiohttp.ClientSession) -> A
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def port_of(endpoint: str) -> int:
+    port = URL(endpoint).port
+    assert port is not None
+    return port
+
+
+# -- dropped connections ------------------------------------------------------------------------
+
+#: Far below the SDK's first backoff (15 s and more): the retry after no answer did not wait for it.
+AT_ONCE_SECONDS = 5.0
+
+
+async def test_a_blob_write_whose_connection_drops_unanswered_is_sent_again_at_once(
+    azurite: Azurite, session: aiohttp.ClientSession
+) -> None:
+    name = unique("dropped")
+    async with BlobServiceClient.from_connection_string(azurite.connection_string) as direct:
+        await direct.create_container(name)
+    # aiohttp itself sends an idempotent request (PUT) once more on a new connection; the second
+    # drop is the retry policy's.
+    async with dropping_proxy(port_of(azurite.blob_endpoint), drops=2) as proxy:
+        clients = open_storage(
+            StorageSettings(connection_string=connection_string(proxy.port, port_of(azurite.queue_endpoint))),
+            session=session,
+            credential=None,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await clients.container(name).upload_blob("a.json", b"{}")
+        finally:
+            await clients.close()
+
+        assert loop.time() - started < AT_ONCE_SECONDS
+        assert proxy.connections == 3
+
+
+async def test_a_queue_send_whose_connection_drops_unanswered_is_sent_again_at_once(
+    azurite: Azurite, session: aiohttp.ClientSession
+) -> None:
+    name = unique("dropped")
+    async with QueueClient.from_connection_string(azurite.connection_string, name) as direct:
+        await direct.create_queue()
+    async with dropping_proxy(port_of(azurite.queue_endpoint), drops=1) as proxy:
+        clients = open_storage(
+            StorageSettings(connection_string=connection_string(port_of(azurite.blob_endpoint), proxy.port)),
+            session=session,
+            credential=None,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await clients.queue(name).send_message("{}")
+        finally:
+            await clients.close()
+
+        assert loop.time() - started < AT_ONCE_SECONDS
+        assert proxy.connections == 2
+
+
+async def test_a_second_drop_and_a_busy_answer_still_get_the_sdks_backoff(
+    azurite_clients: StorageClients,
+) -> None:
+    # Only the first retry of no answer goes at once; storage that answers (503) or keeps dropping
+    # is given the SDK's room (15 s and more), as before.
+    for client in (azurite_clients.blobs, azurite_clients.queues):
+        policy: Any = client._config.retry_policy  # the policy the clients were built with
+        dropped = SimpleNamespace(error=ServiceResponseError("dropped"))
+        answered = SimpleNamespace(error=None)
+
+        assert policy.get_backoff_time({"count": 1, "history": [dropped]}) == 0
+        assert policy.get_backoff_time({"count": 2, "history": [dropped, dropped]}) >= 12
+        assert policy.get_backoff_time({"count": 1, "history": [answered]}) >= 12
 
 
 # -- a local HTTPS stand-in for the storage services ------------------------------------------
