@@ -35,6 +35,7 @@ __all__ = [
     "PollPolicy",
     "WaitReason",
     "next_poll",
+    "parse_http_date",
     "parse_retry_after",
     "queue_visibility",
 ]
@@ -213,14 +214,22 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     text = value.strip()
     if _DELTA_SECONDS.fullmatch(text):
         return max(0.0, float(text))
+    when = parse_http_date(text)
+    return None if when is None else max(0.0, (when - now).total_seconds())
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP-date (``Date``, ``Retry-After``) as an aware datetime; ``None`` when absent or unparseable."""
+    if value is None:
+        return None
     try:
-        when = parsedate_to_datetime(text)
+        when = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         # An HTTP-date is always GMT; "-0000" makes parsedate_to_datetime return a naive datetime.
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return when
 
 
 def _require_aware(name: str, value: datetime) -> None:

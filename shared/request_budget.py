@@ -88,6 +88,7 @@ from .budget import (
     with_lateness,
     with_pending,
 )
+from .policy import parse_http_date
 from .storage import swap_blob_written
 
 __all__ = [
@@ -129,7 +130,8 @@ class BudgetStore(Protocol):
     """Where the shared state lives: its bytes, swapped only if nobody wrote since ``etag``."""
 
     async def load(self) -> tuple[bytes | None, str | None, float | None]:
-        """The blob's bytes, ETag and Last-Modified (epoch seconds); ``None``s when there is none."""
+        """The blob's bytes, ETag and Last-Modified (epoch seconds); when there is none, ``None``s
+        and the answer's Date (the service's time during the read) if it gave one."""
         ...
 
     async def swap(self, data: bytes, etag: str | None) -> tuple[str, float | None] | None:
@@ -171,8 +173,9 @@ class BlobBudgetStore:
                 offset=0, length=self._MAX_BYTES, **self.REQUEST_OPTIONS
             )
             data = await downloader.readall()
-        except ResourceNotFoundError:
-            return None, None, None
+        except ResourceNotFoundError as exc:
+            headers = getattr(exc.response, "headers", None) or {}
+            return None, None, _epoch(parse_http_date(headers.get("Date")))
         properties = downloader.properties
         return data, properties.etag, _epoch(properties.last_modified)
 
@@ -385,11 +388,9 @@ class RequestBudget:
         ago may come after every other pending job's, and a poll still on the queue has reported
         nothing yet."""
         async with self._swapping:
-            await self._load()
+            loaded = await self._load()
         now = self._clock()
-        if self._state is None:
-            return self._late_here(now)
-        state = advance(self.limits, self._state, now)
+        state = advance(self.limits, loaded, now)
         return max(state.late, self._late_here(now)) + cycle_seconds(self.limits, state)
 
     async def aclose(self) -> None:
@@ -514,6 +515,11 @@ class RequestBudget:
             return await self._take_now(self._clock())
 
     async def _take_now(self, now: float) -> float | None:
+        if self._state is None:
+            # Read before the first write: a new bucket starts empty, and its first take then waits
+            # here for its tokens and creates the blob with them (one write, not create, wait, take).
+            await self._load()
+            now = self._clock()
         if self._state is not None:
             # No storage round trip while the last state seen says the batch is not there yet:
             # other instances can only have taken tokens since, never added any.
@@ -546,20 +552,26 @@ class RequestBudget:
         state = await self._update(step)
         return state, granted
 
-    async def _load(self) -> None:
-        """Read the shared state (checked: nonsense is reset with a WARNING) and the service's clock."""
+    async def _load(self) -> BudgetState:
+        """Read the shared state (checked: nonsense is reset with a WARNING) and the service's clock;
+        the state, kept as the last seen."""
         sent = self._local_clock()
         data, etag, server = await self._store.load()
         # A read's Last-Modified is when the blob was last written: the service's time now is
-        # later, so it only shows a clock running behind (writes show both directions).
-        self._correct_clock(sent, server, written=False)
-        self._etag, self._state = etag, None
-        if data is None:
-            return
-        try:
-            self._state = state_from_json(self.limits, data, self._clock())
-        except ValueError as exc:
-            _log.warning("the request budget's blob is unusable (%s): starting it afresh", exc)
+        # later, so it only shows a clock running behind. With no blob, the answer's Date is the
+        # service's time during the read, as a write's Last-Modified is: both directions, so even
+        # the write that creates the blob carries the service's time.
+        self._correct_clock(sent, server, written=data is None)
+        now = self._clock()
+        # No blob (or nonsense in it): a new, empty bucket from now, written by the next swap (with
+        # If-None-Match: * when there is no blob, so that only one instance's new bucket wins).
+        self._etag, self._state = etag, BudgetState.initial(self.limits, now)
+        if data is not None:
+            try:
+                self._state = state_from_json(self.limits, data, now)
+            except ValueError as exc:
+                _log.warning("the request budget's blob is unusable (%s): starting it afresh", exc)
+        return self._state
 
     def _correct_clock(self, sent: float, server: float | None, *, written: bool = True) -> None:
         if server is None:
@@ -579,10 +591,8 @@ class RequestBudget:
         """Apply ``change`` to the shared state by compare-and-swap (reading only after a conflict);
         ``None`` when other writers won every round (the caller tries again later)."""
         for _ in range(_MAX_SWAPS):
-            if self._state is None:
-                await self._load()
+            base = self._state if self._state is not None else await self._load()
             now = self._clock()
-            base = self._state or BudgetState.initial(self.limits, now)
             shared = with_lateness(with_pending(base, delta=self._pending_delta), self._late_here(now))
             new = change(shared, now)
             sent = self._local_clock()

@@ -180,8 +180,7 @@ async def test_a_clock_running_an_hour_ahead_neither_pushes_the_state_ahead_nor_
 ) -> None:
     where = container(stack)
     ahead = instance(where, clock=lambda: time.time() + 3600.0)
-    await ahead.acquire()  # its first write still carries its own clock: readers pull it back
-    await ahead.set_pending(5)  # from then on it writes on the storage service's clock
+    await ahead.acquire()  # the read before its first write (a 404) shows the service's time
 
     assert ahead.clock_offset == pytest.approx(-3600.0, abs=CLOCK_TOLERANCE_SECONDS + 2.0)
     stored = state_from_json(LIMITS, await (await where.download_blob(BLOB)).readall(), time.time() + 3600)
@@ -229,6 +228,20 @@ class SlowStore:
         self.swaps += 1
         await asyncio.sleep(self.delay)
         return await self.inner.swap(data, etag)
+
+
+async def test_a_new_buckets_first_take_waits_for_its_tokens_and_creates_the_blob_with_them(
+    stack: Stack,
+) -> None:
+    where = container(stack)
+    store = SlowStore(BlobBudgetStore(container=where, name=BLOB), delay=0.0)
+    budget = RequestBudget(store=store, limits=LIMITS)
+
+    await budget.acquire()
+
+    assert store.swaps == 1  # not a create with an empty bucket, then a take
+    data = await (await where.get_blob_client(BLOB).download_blob()).readall()
+    assert state_from_json(LIMITS, data, time.time()).tokens < LIMITS.batch
 
 
 async def test_a_busy_instance_far_from_the_limit_never_waits_for_a_take(stack: Stack) -> None:

@@ -17,6 +17,7 @@ from shared.policy import (
     PollPolicy,
     WaitReason,
     next_poll,
+    parse_http_date,
     parse_retry_after,
     queue_visibility,
 )
@@ -339,3 +340,12 @@ def test_parse_retry_after_reads_seconds_and_http_dates(header: str, seconds: fl
 @pytest.mark.parametrize("header", [None, "", "soon", "nan", "inf", "1e3", "1_000", "12abc", "Fri, 99 Foo"])
 def test_parse_retry_after_returns_none_for_absent_or_garbage(header: str | None) -> None:
     assert parse_retry_after(header, now=NOW) is None
+
+
+def test_an_http_date_is_read_as_an_aware_utc_time() -> None:
+    assert parse_http_date("Mon, 07 Dec 2026 16:09:26 GMT") == datetime(2026, 12, 7, 16, 9, 26, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", [None, "", "yesterday", "Mon, 99 Foo 2026 16:09:26 GMT"])
+def test_no_http_date_or_a_malformed_one_is_none(value: str | None) -> None:
+    assert parse_http_date(value) is None
