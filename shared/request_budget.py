@@ -515,17 +515,16 @@ class RequestBudget:
             return await self._take_now(self._clock())
 
     async def _take_now(self, now: float) -> float | None:
-        if self._state is None:
+        state = self._state
+        if state is None:
             # Read before the first write: a new bucket starts empty, and its first take then waits
             # here for its tokens and creates the blob with them (one write, not create, wait, take).
-            await self._load()
-            now = self._clock()
-        if self._state is not None:
-            # No storage round trip while the last state seen says the batch is not there yet:
-            # other instances can only have taken tokens since, never added any.
-            due = ready_at(self.limits, self._state, now, len(self._waiters))
-            if due > now:
-                return due
+            state, now = await self._load(), self._clock()
+        # No storage round trip while the last state seen says the batch is not there yet:
+        # other instances can only have taken tokens since, never added any.
+        due = ready_at(self.limits, state, now, len(self._waiters))
+        if due > now:
+            return due
         state, granted = await self._take_batch()
         if state is None:
             return now + _STORAGE_RETRY_SECONDS * self._rand()
