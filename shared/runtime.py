@@ -22,7 +22,6 @@ from azure.storage.queue.aio import QueueClient
 
 from .archive import ArchiveWriter
 from .auth import LanguageAuth, close_credentials, language_auth, storage_credential
-from .backlog import QueueWatch
 from .blob_put import BearerSigner, BlobPut, BlobSigner, SharedKeySigner, account_key_of
 from .budget import BudgetLimits
 from .events import ArchiveEvents, archive_events
@@ -77,8 +76,9 @@ class Runtime:
     telemetry: Telemetry
     #: The Language request budget shared by every instance (the client asks it before each request).
     budget: Permits
-    #: The queues' backlog, measured by every sweep.
-    backlog: QueueWatch
+    #: The queues whose backlog every sweep measures, by role (``shared.backlog``: the sweep's alone,
+    #: so that a poll's cold start does not import it).
+    watched_queues: Mapping[QueueRole, QueueClient]
     events: ArchiveEvents | None = None  # None: EVENTS_QUEUE unset, no events
     clock: Callable[[], datetime] = _utcnow
     rand: Callable[[], float] = random.random
@@ -149,7 +149,7 @@ async def build_runtime(
         policy=PollPolicy.from_settings(settings),
         telemetry=telemetry,
         events=archive_events(settings, storage),
-        backlog=QueueWatch(queues=_watched_queues(settings, storage)),
+        watched_queues=_watched_queues(settings, storage),
         budget=budget,
         clock=clock,
         rand=rand,

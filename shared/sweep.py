@@ -19,6 +19,7 @@ from typing import Final
 
 from azure.core.exceptions import AzureError
 
+from .backlog import QueueWatch
 from .events import archived
 from .ledger import is_overdue
 from .runtime import Runtime
@@ -50,7 +51,8 @@ async def run_sweep(runtime: Runtime) -> SweepReport:
     says the rest) and measures the queues' backlog."""
     runtime.telemetry.sweep_ran()
     with runtime.telemetry.span("archiver.sweep_ledger") as span:
-        await runtime.backlog.observe(now=runtime.clock(), telemetry=runtime.telemetry)
+        watch = QueueWatch(queues=runtime.watched_queues)
+        await watch.observe(now=runtime.clock(), telemetry=runtime.telemetry)
         report = await _sweep(runtime)
         for name, value in (("scanned", report.scanned), ("overdue", report.overdue)):
             span.set_attribute(name, value)

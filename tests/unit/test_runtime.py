@@ -46,3 +46,16 @@ def test_without_a_connection_string_choosing_telemetry_imports_no_telemetry_mod
     )
 
     assert json.loads(done.stdout) == []
+
+
+def test_importing_the_function_app_leaves_the_sweep_for_its_first_run() -> None:
+    """The cold start of a poll, the common one, does not load the timer's code (a fresh interpreter)."""
+    script = (
+        "import json, sys; import function_app; "
+        "print(json.dumps(sorted(m for m in sys.modules if m in ('shared.sweep', 'shared.backlog'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert json.loads(done.stdout) == []
