@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 import subprocess
 from pathlib import Path
 
@@ -67,3 +68,33 @@ def test_deployed_code_never_imports_dev_only_packages() -> None:
             )
             for name in names:
                 assert name.split(".")[0] not in {"local", "tests", "cli", "tqdm"}, f"{path} imports {name}"
+
+
+COMPILE_BYTECODE = "-m compileall -q --invalidation-mode checked-hash function_app.py shared"
+
+
+def test_package_takes_the_apps_bytecode_and_no_dev_only_bytecode() -> None:
+    patterns = ignore_patterns()
+
+    assert not is_ignored("__pycache__/function_app.cpython-311.pyc", patterns)
+    assert not is_ignored("shared/__pycache__/worker.cpython-311.pyc", patterns)
+    assert is_ignored("tests/__pycache__/conftest.cpython-311.pyc", patterns)
+    assert is_ignored("cli/__pycache__/main.cpython-311.pyc", patterns)
+
+
+def test_azd_compiles_the_bytecode_before_packaging_as_make_does() -> None:
+    azure_yaml = (REPO_ROOT / "azure.yaml").read_text(encoding="utf-8")
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+
+    assert re.search(
+        rf"prepackage:\n\s+shell: sh\n\s+run: python3 {re.escape(COMPILE_BYTECODE)}\n", azure_yaml
+    )
+    assert f"$(PY) {COMPILE_BYTECODE}\n" in makefile
+
+
+def test_the_deploy_workflow_compiles_with_the_runtimes_python() -> None:
+    workflow = (REPO_ROOT / ".github" / "workflows" / "azure-dev.yml").read_text(encoding="utf-8")
+    setup, deploy = workflow.find("actions/setup-python@"), workflow.find("azd deploy")
+
+    assert 0 <= setup < deploy
+    assert 'python-version: "3.11"' in workflow[setup:deploy]
