@@ -2,15 +2,13 @@
 
 ``serve_local`` serves one aiohttp app (or one handler for every path) on a free 127.0.0.1 port
 for the length of an ``async with``; ``LocalServers`` starts servers that record every request,
-as many as a test asks for, and stops them all together; ``dropping_proxy`` drops a service's
-first connections unanswered. ``FakeCredential`` implements azure-core's
+as many as a test asks for, and stops them all together. ``FakeCredential`` implements azure-core's
 ``AsyncTokenCredential`` and records how it is used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -107,72 +105,6 @@ class LocalServers:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._running.aclose()
-
-
-@dataclass
-class DroppingProxy:
-    """A loopback TCP relay whose first ``drops`` connections are closed, unanswered, as the first
-    request arrives on them: a far end that shut an idle keep-alive connection as the request went out.
-    """
-
-    port: int
-    drops: int
-    connections: int = 0
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/devstoreaccount1"
-
-
-@asynccontextmanager
-async def dropping_proxy(upstream_port: int, *, drops: int) -> AsyncIterator[DroppingProxy]:
-    """Relay to ``127.0.0.1:upstream_port`` until the block ends (see ``DroppingProxy``)."""
-    relays: set[asyncio.Task[None]] = set()
-
-    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        proxy.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        relays.add(task)
-        try:
-            if proxy.connections <= proxy.drops:
-                await reader.read(1)
-                writer.transport.abort()
-                return
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
-            pumps = [
-                asyncio.create_task(pump(reader, up_writer)),
-                asyncio.create_task(pump(up_reader, writer)),
-            ]
-            try:
-                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for each in pumps:
-                    each.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
-                up_writer.close()
-                writer.close()
-        except asyncio.CancelledError:
-            return  # the proxy is closing
-        finally:
-            relays.discard(task)
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0)
-    proxy = DroppingProxy(port=server.sockets[0].getsockname()[1], drops=drops)
-    try:
-        yield proxy
-    finally:
-        server.close()
-        for task in list(relays):
-            task.cancel()
-        await asyncio.gather(*relays, return_exceptions=True)
-        await server.wait_closed()
 
 
 # -- credentials ----------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Protocol-agnostic: it does not parse HTTP. On each connection, the first bytes t
 after the server last answered (that is, the start of each request on a keep-alive connection)
 wait ``delay`` seconds before they are forwarded; everything else flows through at once. So each
 request/response turn costs one extra ``delay``, whatever its size, and an idle pool costs nothing.
+Tests also use it to drop the first connections unanswered (``drop_first``), as a far end that
+closed an idle keep-alive connection as the request went out.
 
     async with LatencyProxy.start(upstream_port=azurite_blob_port, delay=0.015) as proxy:
         url = f"http://127.0.0.1:{proxy.port}/devstoreaccount1"
@@ -36,17 +38,29 @@ class _Turn:
 class LatencyProxy:
     """A running proxy on ``127.0.0.1:port`` in front of ``127.0.0.1:upstream_port``."""
 
-    def __init__(self, *, server: asyncio.Server, upstream_port: int, delay: float) -> None:
+    def __init__(self, *, server: asyncio.Server, upstream_port: int, delay: float, drop_first: int) -> None:
         self._server = server
         self.upstream_port = upstream_port
         self.delay = delay
+        self.drop_first = drop_first
         self.port: int = server.sockets[0].getsockname()[1]
         self.requests = 0  # request turns delayed so far
+        self.connections = 0  # accepted so far, dropped ones included
+
+    @property
+    def account_endpoint(self) -> str:
+        """The development storage account's endpoint through this proxy."""
+        return f"http://{_HOST}:{self.port}/devstoreaccount1"
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls, *, upstream_port: int, delay: float, port: int = 0) -> AsyncIterator[LatencyProxy]:
-        """Listen on ``port`` (0: a free one) until the block ends; open connections are closed then."""
+    async def start(
+        cls, *, upstream_port: int, delay: float, port: int = 0, drop_first: int = 0
+    ) -> AsyncIterator[LatencyProxy]:
+        """Listen on ``port`` (0: a free one) until the block ends; open connections are closed then.
+
+        ``drop_first``: that many first connections are closed unanswered as their first request
+        arrives, as a far end that shut an idle keep-alive connection as the request went out."""
         if delay < 0:
             raise ValueError(f"delay must be >= 0 seconds, got {delay}")
         connections: set[asyncio.Task[None]] = set()
@@ -57,7 +71,12 @@ class LatencyProxy:
             task = asyncio.current_task()
             assert task is not None
             connections.add(task)
+            proxy.connections += 1
             try:
+                if proxy.connections <= proxy.drop_first:
+                    await reader.read(1)
+                    writer.transport.abort()
+                    return
                 await proxy._relay(reader, writer)
             except asyncio.CancelledError:
                 # The proxy is closing. Ending normally, not cancelled: Python 3.11's stream server
@@ -67,7 +86,7 @@ class LatencyProxy:
                 connections.discard(task)
 
         server = await asyncio.start_server(accept, _HOST, port)
-        proxy = cls(server=server, upstream_port=upstream_port, delay=delay)
+        proxy = cls(server=server, upstream_port=upstream_port, delay=delay, drop_first=drop_first)
         try:
             yield proxy
         finally:

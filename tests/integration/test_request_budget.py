@@ -16,6 +16,7 @@ from aiohttp import web
 from azure.storage.blob.aio import ContainerClient
 from yarl import URL
 
+from local.bench.latency import LatencyProxy
 from local.host.azurite import connection_string
 from shared.budget import (
     CLOCK_TOLERANCE_SECONDS,
@@ -28,7 +29,7 @@ from shared.budget import (
 from shared.request_budget import BlobBudgetStore, BudgetBusy, RequestBudget, budget_blob
 from shared.settings import StorageSettings
 from shared.storage import open_storage
-from tests.support import LocalServers, dropping_proxy
+from tests.support import LocalServers
 
 from .conftest import Stack
 
@@ -319,7 +320,10 @@ async def test_storage_that_answers_503_is_asked_once_and_the_instance_goes_on_a
 
 
 async def test_storage_that_drops_every_connection_is_tried_at_once_and_the_instance_goes_on_alone() -> None:
-    async with dropping_proxy(1, drops=1_000) as storage, budget_on(storage.endpoint) as budget:
+    async with (
+        LatencyProxy.start(upstream_port=1, delay=0, drop_first=1_000) as storage,
+        budget_on(storage.account_endpoint) as budget,
+    ):
         await asyncio.wait_for(budget.acquire(), timeout=AT_ONCE_SECONDS)
 
         # aiohttp sends an idempotent request (the GET) once more on a new connection, and the

@@ -35,10 +35,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from local.bench.latency import LatencyProxy
 from local.host.azurite import Azurite, connection_string
 from shared.settings import StorageSettings
 from shared.storage import StorageClients, open_storage
-from tests.support import FakeCredential, LocalServers, RecordingServer, dropping_proxy
+from tests.support import FakeCredential, LocalServers, RecordingServer
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +128,9 @@ async def test_a_blob_write_whose_connection_drops_unanswered_is_sent_again_at_o
         await direct.create_container(name)
     # aiohttp itself sends an idempotent request (PUT) once more on a new connection; the second
     # drop is the retry policy's.
-    async with dropping_proxy(port_of(azurite.blob_endpoint), drops=2) as proxy:
+    async with LatencyProxy.start(
+        upstream_port=port_of(azurite.blob_endpoint), delay=0, drop_first=2
+    ) as proxy:
         clients = open_storage(
             StorageSettings(connection_string=connection_string(proxy.port, port_of(azurite.queue_endpoint))),
             session=session,
@@ -150,7 +153,9 @@ async def test_a_queue_send_whose_connection_drops_unanswered_is_sent_again_at_o
     name = unique("dropped")
     async with QueueClient.from_connection_string(azurite.connection_string, name) as direct:
         await direct.create_queue()
-    async with dropping_proxy(port_of(azurite.queue_endpoint), drops=1) as proxy:
+    async with LatencyProxy.start(
+        upstream_port=port_of(azurite.queue_endpoint), delay=0, drop_first=1
+    ) as proxy:
         clients = open_storage(
             StorageSettings(connection_string=connection_string(port_of(azurite.blob_endpoint), proxy.port)),
             session=session,

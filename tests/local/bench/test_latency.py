@@ -1,5 +1,5 @@
-"""The latency proxy: every request turn waits the delay once, bytes pass intact both ways, and an
-upstream that is down looks like a reset connection."""
+"""The latency proxy: every request turn waits the delay once, bytes pass intact both ways, an
+upstream that is down looks like a reset connection, and the first connections can be dropped."""
 
 from __future__ import annotations
 
@@ -82,3 +82,20 @@ async def test_closing_with_open_connections_logs_no_unhandled_error(
             await asyncio.sleep(0.05)  # the connection tasks' done callbacks run
 
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
+
+
+async def test_the_first_connections_can_be_dropped_unanswered(no_proxy: None) -> None:
+    async with serve_local(echo) as url:
+        upstream_port = int(url.rsplit(":", 1)[1])
+        async with (
+            LatencyProxy.start(upstream_port=upstream_port, delay=0.0, drop_first=1) as proxy,
+            aiohttp.ClientSession() as http,
+        ):
+            # POST: aiohttp itself would send a GET once more on a new connection.
+            with pytest.raises(aiohttp.ClientConnectionError):
+                async with http.post(f"http://127.0.0.1:{proxy.port}/", data=b"x") as response:
+                    await response.read()
+            async with http.post(f"http://127.0.0.1:{proxy.port}/", data=b"x") as response:
+                assert await response.read() == b"x"
+
+    assert proxy.connections == 2
