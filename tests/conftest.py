@@ -39,8 +39,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
-def azurite() -> Iterator[Azurite]:
-    with Azurite.start_sync() as running:
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    # On a directory, not in memory: in memory, Azurite's queue garbage collection (every 60 s)
+    # stalls it for seconds once thousands of messages have come and gone (docs/development.md).
+    with Azurite.start_sync(location=tmp_path_factory.mktemp("azurite")) as running:
         yield running
 
 
