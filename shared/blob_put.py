@@ -184,7 +184,7 @@ class BlobPut:
             if create_only:
                 headers["If-None-Match"] = "*"
             await self._signer.sign("PUT", path, headers)
-            status, code, detail = await self._attempt(url, path, data, headers)
+            status, code, detail = await self._attempt(url, data, headers)
             if status is not None and 200 <= status < 300:
                 return
             if status is not None and status not in _TRANSIENT:
@@ -196,13 +196,11 @@ class BlobPut:
         raise _error(status, code, name)
 
     async def _attempt(
-        self, url: str, path: str, data: bytes, headers: Mapping[str, str]
+        self, url: str, data: bytes, headers: Mapping[str, str]
     ) -> tuple[int | None, str, str]:
         """One request: (status, the service's error code, what went wrong); status ``None``: no answer."""
         with self._telemetry.span(
-            "Blob PUT",
-            kind="client",
-            attributes={"http.request.method": "PUT", "url.full": self._origin + path},
+            "Blob PUT", kind="client", attributes={"http.request.method": "PUT", "url.full": url}
         ) as span:
             try:
                 async with self._session.put(

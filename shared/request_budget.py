@@ -482,7 +482,7 @@ class RequestBudget:
                 await self._sleep(self._pacing.usable_from(self._spent) - now)  # the next paced token
                 continue
             try:
-                wake = await self._take(now)
+                wake = await self._take()
             except AzureError as exc:
                 # Storage down: the budget cannot be shared, but the Language resource is fine.
                 # This instance goes on alone with one batch at the last rate it knew (held and
@@ -507,12 +507,13 @@ class RequestBudget:
                 future.set_exception(exc)
         self._waiters.clear()
 
-    async def _take(self, now: float) -> float | None:
+    async def _take(self) -> float | None:
         """One take for the waiters; ``None`` when tokens came, else when to try again."""
         async with self._swapping:
-            if self._held(self._clock()) is not None:
+            now = self._clock()  # after the wait for the lock
+            if self._held(now) is not None:
                 return None  # a batch taken ahead came while this one waited for the lock
-            return await self._take_now(self._clock())
+            return await self._take_now(now)
 
     async def _take_now(self, now: float) -> float | None:
         state = self._state
